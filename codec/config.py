@@ -1,0 +1,95 @@
+"""Typed configuration of the streaming RVQ codec; the one source of truth for its defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class QuantizerConfig:
+    """Residual VQ options, all set explicitly (see `quantizer.py` for why each value)."""
+
+    num_codebooks: int = 8
+    codebook_size: int = 1024
+    # Low-dimensional code lookup (DAC's factorised codes): each level projects the latent to this
+    # many dimensions before the nearest-neighbour search, which keeps far more codes in use.
+    codebook_dim: int = 8
+    ema_decay: float = 0.99
+    kmeans_init: bool = True
+    kmeans_iters: int = 10
+    # A code whose EMA cluster size falls below this is replaced by a random current input vector.
+    dead_code_threshold: float = 2.0
+    commitment_weight: float = 1.0
+    rotation_trick: bool = True
+    # Probability, per training item, of keeping only the first n ~ U{1..K} codebooks, so one model
+    # serves every bitrate from 1 to K codebooks.
+    dropout_probability: float = 0.5
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """A causal SEANet/DAC-style codec. Defaults: 16 kHz mono, hop 320 (50 Hz), 8 x 1024 codes = 4 kbps."""
+
+    sample_rate: int = 16000
+    encoder_dim: int = 16
+    decoder_dim: int = 192
+    latent_dim: int = 64
+    strides: tuple[int, ...] = (2, 4, 5, 8)
+    kernel_size: int = 7
+    residual_dilations: tuple[int, ...] = (1, 3, 9)
+    activation: str = "snake"
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+    def __post_init__(self) -> None:
+        if self.activation not in ("snake", "elu"):
+            raise ValueError(f"activation must be 'snake' or 'elu', not {self.activation!r}")
+        if self.sample_rate % self.hop_length:
+            # Frame rate stays an integer number of samples per frame; fractional rates are allowed.
+            pass
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def bits_per_code(self) -> int:
+        return max(1, math.ceil(math.log2(self.quantizer.codebook_size)))
+
+    def bitrate(self, num_codebooks: int | None = None) -> float:
+        """Bits per second with `num_codebooks` codebooks (all of them by default)."""
+        k = self.quantizer.num_codebooks if num_codebooks is None else num_codebooks
+        return self.frame_rate * k * self.bits_per_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        data = migrate_config(dict(data))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown codec config keys: {sorted(unknown)}")
+        quantizer = QuantizerConfig(**data.pop("quantizer", {}))
+        for key in ("strides", "residual_dilations"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(quantizer=quantizer, **data)
+
+
+def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored config up to the current format. The one place that knows old formats."""
+    version = data.pop("format_version", CONFIG_FORMAT_VERSION)
+    data.pop("kind", None)
+    if version > CONFIG_FORMAT_VERSION:
+        raise ValueError(f"codec config format {version} is newer than this sonorant ({CONFIG_FORMAT_VERSION})")
+    return data

@@ -1,0 +1,202 @@
+"""The streaming RVQ codec: causal encoder -> residual VQ -> causal decoder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .config import CodecConfig
+from .errors import ModelError
+from .quantizer import ResidualQuantizer
+from .release import load_release, save_release
+from .seanet import Decoder, Encoder
+from .streaming import StreamingModule
+from .usage import codebook_usage
+
+KIND = "codec"
+
+
+@dataclass
+class CodecOutput:
+    audio: torch.Tensor  # [B, 1, N] reconstruction, same length as the input
+    codes: torch.Tensor  # [B, K, T] codes of every level that ran
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)  # scalars: "commitment"
+    metrics: dict[str, float] = field(default_factory=dict)  # "perplexity/0", ..., "used/0", ...
+
+
+@dataclass
+class CodesBatch:
+    codes: torch.Tensor  # [B, K, T] padded with the codes of zeros past each item's length
+    lengths: torch.Tensor  # [B] valid frames per item
+
+
+@dataclass
+class AudioBatch:
+    audio: torch.Tensor  # [B, 1, N] zero past each item's length
+    lengths: torch.Tensor  # [B] valid samples per item
+
+
+@dataclass
+class CodecStreamState:
+    pending: torch.Tensor  # [B, 1, r] samples waiting for a whole hop (r < hop)
+
+
+class Codec(StreamingModule):
+    """Audio [B, 1, N] float32 in [-1, 1] at `sample_rate` <-> codes [B, K, T] at `frame_rate`."""
+
+    def __init__(self, config: CodecConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or CodecConfig()
+        self.encoder = Encoder(self.config)
+        self.quantizer = ResidualQuantizer(self.config.latent_dim, self.config.quantizer)
+        self.decoder = Decoder(self.config)
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.config.quantizer.num_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.quantizer.codebook_size
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits identifying config and weights: token files name the codec that made them."""
+        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    # -- training ---------------------------------------------------------------------------
+    def forward(self, wav: torch.Tensor, num_codebooks: int | None = None) -> CodecOutput:
+        """Reconstruct wav [B, 1, N]; in training mode with quantizer dropout."""
+        length = wav.shape[-1]
+        latent = self.encoder(self._pad_to_hop(wav))
+        q = self.quantizer(latent, num_codebooks)
+        audio = self.decoder(q.quantized)[..., :length]
+        usage = codebook_usage(q.codes.detach(), self.codebook_size)
+        metrics = {f"perplexity/{i}": float(p) for i, p in enumerate(usage.perplexity)}
+        metrics.update({f"used/{i}": float(u) for i, u in enumerate(usage.used_fraction)})
+        return CodecOutput(audio=audio, codes=q.codes, losses={"commitment": q.commitment_loss}, metrics=metrics)
+
+    # -- offline inference ------------------------------------------------------------------
+    def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
+        """wav [B, 1, N] -> codes [B, K, ceil(N / hop)] (the last hop is zero-padded)."""
+        self._check_audio(wav)
+        return self.quantizer.encode(self.encoder(self._pad_to_hop(wav)), num_codebooks)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, K', T] with K' <= K -> wav [B, 1, T * hop]."""
+        self._check_codes(codes)
+        return self.decoder(self.quantizer.decode(codes))
+
+    def encode_batch(self, wav: torch.Tensor, lengths: torch.Tensor, num_codebooks: int | None = None) -> CodesBatch:
+        """Padded wav [B, 1, N] with `lengths` [B] samples each -> codes and frame lengths.
+
+        The encoder is causal, so padding after an item never changes that item's valid codes.
+        """
+        lengths = lengths.to(wav.device)
+        mask = torch.arange(wav.shape[-1], device=wav.device)[None, :] < lengths[:, None]
+        codes = self.encode(wav * mask[:, None, :], num_codebooks)
+        return CodesBatch(codes=codes, lengths=-(-lengths // self.hop_length))
+
+    def decode_batch(self, codes: torch.Tensor, frame_lengths: torch.Tensor,
+                     sample_lengths: torch.Tensor | None = None) -> AudioBatch:
+        """Codes [B, K', T] with `frame_lengths` [B] -> audio zeroed past each item's length.
+
+        `sample_lengths` (the original lengths, when known) trims the zero-padding of the last hop.
+        """
+        audio = self.decode(codes)
+        lengths = frame_lengths.to(audio.device) * self.hop_length
+        if sample_lengths is not None:
+            lengths = torch.minimum(lengths, sample_lengths.to(audio.device))
+        mask = torch.arange(audio.shape[-1], device=audio.device)[None, :] < lengths[:, None]
+        return AudioBatch(audio=audio * mask[:, None, :], lengths=lengths)
+
+    # -- streaming inference ----------------------------------------------------------------
+    def _init_streaming_state(self, batch_size: int) -> CodecStreamState:
+        device = next(self.parameters()).device
+        return CodecStreamState(pending=torch.zeros(batch_size, 1, 0, device=device))
+
+    def encode_step(self, chunk: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
+        """Any number of new samples [B, 1, n] -> codes [B, K', t] of the hops completed so far."""
+        state = self._stream_state()
+        audio = torch.cat([state.pending, chunk], dim=-1)
+        usable = audio.shape[-1] // self.hop_length * self.hop_length
+        state.pending = audio[..., usable:]
+        k = num_codebooks or self.num_codebooks
+        if usable == 0:
+            return torch.zeros(audio.shape[0], k, 0, dtype=torch.long, device=audio.device)
+        return self.quantizer.encode(self.encoder(audio[..., :usable]), num_codebooks)
+
+    def encode_flush(self, num_codebooks: int | None = None) -> torch.Tensor:
+        """Zero-pad the pending partial hop and return its codes [B, K', 0 or 1], as `encode` does."""
+        state = self._stream_state()
+        if state.pending.shape[-1] == 0:
+            k = num_codebooks or self.num_codebooks
+            return torch.zeros(state.pending.shape[0], k, 0, dtype=torch.long, device=state.pending.device)
+        padded = F.pad(state.pending, (0, self.hop_length - state.pending.shape[-1]))
+        state.pending = state.pending[..., :0]
+        return self.quantizer.encode(self.encoder(padded), num_codebooks)
+
+    def decode_step(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, K', t] -> the next t * hop samples [B, 1, t * hop]."""
+        self._stream_state()
+        return self.decode(codes)
+
+    def _stream_state(self) -> CodecStreamState:
+        if self._streaming_state is None:
+            raise RuntimeError("encode_step/decode_step need `with codec.streaming(batch_size):`")
+        return self._streaming_state
+
+    # -- release ----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        return save_release(directory, KIND, self.config.to_dict(), self.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> Codec:
+        config_dict, tensors = load_release(directory, KIND)
+        try:
+            config = CodecConfig.from_dict(config_dict)
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{directory}: bad codec config ({e})") from None
+        with torch.device("meta"):
+            model = cls(config)
+        try:
+            model.load_state_dict(tensors, strict=True, assign=True)
+        except RuntimeError as e:
+            raise ModelError(f"{directory}: weights do not match the config ({str(e).splitlines()[0]})") from None
+        return model.to(device).eval()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _pad_to_hop(self, wav: torch.Tensor) -> torch.Tensor:
+        return F.pad(wav, (0, -wav.shape[-1] % self.hop_length))
+
+    def _check_audio(self, wav: torch.Tensor) -> None:
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"expected audio [B, 1, N], got {tuple(wav.shape)}")
+
+    def _check_codes(self, codes: torch.Tensor) -> None:
+        if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.num_codebooks:
+            raise ValueError(f"expected codes [B, 1..{self.num_codebooks}, T], got {tuple(codes.shape)}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"codes must lie in 0..{self.codebook_size - 1}")

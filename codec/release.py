@@ -1,0 +1,61 @@
+"""Release format shared by every model: `model.safetensors` + `config.json`, never pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelError
+
+RELEASE_FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def save_release(directory: str | Path, kind: str, config: dict[str, Any], state: dict[str, torch.Tensor]) -> Path:
+    """Write a release directory atomically (files are renamed into place once complete)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().cpu().contiguous() for name, t in state.items()}
+    meta = {"format_version": RELEASE_FORMAT_VERSION, "kind": kind, **config}
+    _atomic(directory / WEIGHTS, lambda path: save_file(tensors, path, metadata={"kind": kind}))
+    _atomic(directory / CONFIG, lambda path: Path(path).write_text(json.dumps(meta, indent=2) + "\n"))
+    return directory
+
+
+def load_release(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read (config, tensors) of a release directory of the given kind."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG, directory / WEIGHTS
+    if not config_path.is_file() or not weights_path.is_file():
+        raise ModelError(f"{directory} is not a {kind} model directory (needs {CONFIG} and {WEIGHTS})")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{config_path}: not valid JSON ({e})") from None
+    if config.get("kind") != kind:
+        raise ModelError(f"{directory} holds a {config.get('kind')!r} model, not a {kind!r} model")
+    if config.get("format_version", 0) > RELEASE_FORMAT_VERSION:
+        raise ModelError(f"{directory}: format {config['format_version']} is newer than this sonorant")
+    try:
+        tensors = load_file(weights_path)
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise ModelError(f"{weights_path}: unreadable weights ({e})") from None
+    return config, tensors
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

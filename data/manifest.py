@@ -1,0 +1,91 @@
+"""Manifests: JSON Lines, one audio item per line, read and written only here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..codec.errors import SonorantError
+
+DOMAINS = ("speech", "music", "sound")
+SPLITS = ("train", "valid", "test")
+
+
+class ManifestError(SonorantError):
+    """A manifest line that is not a valid item."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    path: str  # relative to the manifest's folder
+    duration: float  # seconds
+    sample_rate: int
+    domain: str
+    split: str
+    text: str | None = None
+    language: str | None = None
+    speaker: str | None = None
+    base_speaker: str | None = None
+    caption: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None}, ensure_ascii=False)
+
+
+_REQUIRED = ("id", "path", "duration", "sample_rate", "domain", "split")
+_FIELDS = {f.name for f in dataclasses.fields(Item)}
+
+
+def parse_item(line: str, where: str) -> Item:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{where}: not JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    missing = [k for k in _REQUIRED if data.get(k) is None]
+    if missing:
+        raise ManifestError(f"{where}: missing {', '.join(missing)}")
+    if data["domain"] not in DOMAINS:
+        raise ManifestError(f"{where}: domain must be one of {DOMAINS}, not {data['domain']!r}")
+    if data["split"] not in SPLITS:
+        raise ManifestError(f"{where}: split must be one of {SPLITS}, not {data['split']!r}")
+    if not isinstance(data["duration"], (int, float)) or data["duration"] <= 0:
+        raise ManifestError(f"{where}: duration must be a positive number")
+    if not isinstance(data["sample_rate"], int) or data["sample_rate"] <= 0:
+        raise ManifestError(f"{where}: sample_rate must be a positive integer")
+    return Item(**{k: v for k, v in data.items() if k in _FIELDS})
+
+
+def read_manifest(path: str | Path) -> list[Item]:
+    """All items of a manifest; a bad line raises ManifestError naming its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest")
+    items = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                items.append(parse_item(line, f"{path}:{number}"))
+    return items
+
+
+def write_manifest(path: str | Path, items: Iterable[Item]) -> None:
+    """Write atomically: a reader never sees half a manifest."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for item in items:
+                f.write(item.to_json() + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,36 @@
+"""Typed training configuration; YAML recipes override these defaults (see `recipe.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int = 9000
+    batch_size: int = 8
+    segment_seconds: float = 1.0
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    grad_clip: float = 1.0
+    amp: bool = True  # bf16 autocast on CUDA only (bf16 is very slow on CPU)
+    log_every: int = 25
+    valid_every: int = 500
+    checkpoint_every: int = 250
+    sample_every: int = 1000
+    seed: int = 0
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
+
+
+@dataclass(frozen=True)
+class CodecLossConfig:
+    mel_weight: float = 15.0
+    commitment_weight: float = 0.25
+    adversarial: bool = False  # multi-period + multi-band STFT discriminators with feature matching
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 2.0
+    discriminator_start_step: int = 0
+    discriminator_channels: int = 16

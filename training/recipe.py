@@ -1,0 +1,94 @@
+"""YAML recipe -> typed dataclasses, in one place. Model code never sees YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..codec.config import CodecConfig
+from ..codec.errors import SonorantError
+from .config import CodecLossConfig, TrainConfig
+
+
+class RecipeError(SonorantError):
+    """A recipe that cannot be found or does not match the config dataclasses."""
+
+
+@dataclass(frozen=True)
+class CodecRecipe:
+    model: CodecConfig
+    train: TrainConfig
+    loss: CodecLossConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "codec", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
+                "loss": dataclasses.asdict(self.loss)}
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """`--config NAME` finds a shipped recipe in configs/; `--config PATH` a user file."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix else f"{path.name}.yaml"
+    shipped = resources.files("sonorant.configs") / name
+    if shipped.is_file():
+        return Path(str(shipped))
+    available = sorted(p.name.removesuffix(".yaml") for p in resources.files("sonorant.configs").iterdir()
+                       if p.name.endswith(".yaml"))
+    raise RecipeError(f"no recipe {name_or_path!r}: give a YAML file or one of {', '.join(available)}")
+
+
+def load_recipe_dict(name_or_path: str) -> dict[str, Any]:
+    path = find_recipe(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping with model/train/loss sections")
+    return data
+
+
+def codec_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> CodecRecipe:
+    """Build the codec recipe from a recipe mapping; `overrides` update the train section."""
+    unknown = set(data) - {"kind", "model", "train", "loss"}
+    if unknown:
+        raise RecipeError(f"unknown recipe sections: {sorted(unknown)}")
+    if data.get("kind", "codec") != "codec":
+        raise RecipeError(f"this is a {data['kind']!r} recipe, not a codec recipe")
+    try:
+        model = CodecConfig.from_dict(data.get("model") or {})
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"model section: {e}") from None
+    train = build(TrainConfig, {**(data.get("train") or {}), **(overrides or {})}, "train")
+    loss = build(CodecLossConfig, data.get("loss") or {}, "loss")
+    return CodecRecipe(model=model, train=train, loss=loss)
+
+
+def build(cls: type, values: dict[str, Any], section: str) -> Any:
+    """Instantiate a flat config dataclass, checking key names and converting lists to tuples."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise RecipeError(f"{section} section: unknown keys {sorted(unknown)}")
+    hints = typing.get_type_hints(cls)
+    converted = {}
+    for key, value in values.items():
+        hint = hints[key]
+        origin = typing.get_origin(hint)
+        if origin is tuple and isinstance(value, list):
+            value = tuple(value)
+        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif origin is types.UnionType:
+            pass
+        converted[key] = value
+    return cls(**converted)

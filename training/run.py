@@ -1,0 +1,72 @@
+"""Entry points behind `sonorant train`: train a codec, export a run to a release directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..codec import Codec
+from ..codec.errors import SonorantError
+from .checkpoint import LATEST, load_checkpoint
+from .codec_task import CodecTask
+from .recipe import codec_recipe, load_recipe_dict
+from .trainer import Trainer, set_threads
+
+RECIPE_FILE = "recipe.yaml"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    resumed: bool
+    metrics: dict[str, float]
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SonorantError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def train_codec(config: str, data: str | Path, out: str | Path, resume: bool = False,
+                init_from: str | Path | None = None, max_steps: int | None = None,
+                device: str | None = None, quiet: bool = False) -> TrainResult:
+    out = Path(out)
+    recipe_path = out / RECIPE_FILE
+    if resume and recipe_path.is_file():
+        recipe = codec_recipe(yaml.safe_load(recipe_path.read_text()))  # the run's own recipe wins
+    else:
+        if (out / LATEST).exists() and not resume:
+            raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        recipe = codec_recipe(load_recipe_dict(config))
+    set_threads(recipe.train.threads)
+    torch.manual_seed(recipe.train.seed)
+    generator = torch.Generator().manual_seed(recipe.train.seed)
+    dev = pick_device(device)
+    task = CodecTask(recipe, data, dev, generator, init_from=init_from)
+    out.mkdir(parents=True, exist_ok=True)
+    recipe_path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    trainer = Trainer(task, recipe.train, out, dev, generator, sample_rate=recipe.model.sample_rate, quiet=quiet)
+    resumed = trainer.resume() if resume else False
+    metrics = trainer.fit(max_steps)
+    return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the run's latest weights as a release directory (safetensors + config.json)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / LATEST).is_file():
+        raise SonorantError(f"{run_dir} is not a training run (needs {RECIPE_FILE} and {LATEST})")
+    data = yaml.safe_load((run_dir / RECIPE_FILE).read_text())
+    if data.get("kind") != "codec":
+        raise SonorantError(f"{run_dir}: cannot export a {data.get('kind')!r} run")
+    recipe = codec_recipe(data)
+    codec = Codec(recipe.model)
+    codec.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["codec"])
+    return codec.save_pretrained(out)
