@@ -179,10 +179,9 @@ class Codec(StreamingModule):
             config = CodecConfig.from_dict(config_dict)
         except (TypeError, ValueError) as e:
             raise ModelError(f"{directory}: bad codec config ({e})") from None
-        with torch.device("meta"):
-            model = cls(config)
+        model = cls(config)  # built for real: the quantizer holds non-persistent buffers
         try:
-            model.load_state_dict(tensors, strict=True, assign=True)
+            model.load_state_dict(tensors, strict=True)
         except RuntimeError as e:
             raise ModelError(f"{directory}: weights do not match the config ({str(e).splitlines()[0]})") from None
         return model.to(device).eval()

@@ -27,7 +27,8 @@ def available_voices() -> list[Voice]:
     """Every voice of the engines installed on this machine."""
     voices: list[Voice] = []
     if shutil.which("espeak-ng"):
-        voices += [Voice("espeak-ng", f"{accent}+{variant}") for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
+        voices += [Voice("espeak-ng", f"{accent}+{variant}")
+                   for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
     if shutil.which("flite"):
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
         voices += [Voice("flite", v) for v in FLITE_VOICES if v in listed.split()]

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..codec.audio import load_audio
 from ..codec.errors import SonorantError
-from .audio import load_audio
 from .manifest import read_manifest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")

@@ -35,7 +35,8 @@ class CodecTask:
         self.valid_batch = valid.sample(VALID_ITEMS, torch.Generator().manual_seed(1234)).to(device)
         self.mel_loss = MultiScaleMelLoss(sr).to(device)
         t = recipe.train
-        self._optimizers = {"codec": torch.optim.AdamW(self.codec.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)}
+        self._optimizers = {
+            "codec": torch.optim.AdamW(self.codec.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)}
         self.discriminator: Discriminator | None = None
         if recipe.loss.adversarial:
             self.discriminator = Discriminator(channels=recipe.loss.discriminator_channels).to(device)
@@ -62,7 +63,7 @@ class CodecTask:
             with trainer.autocast():
                 real, fake = self.discriminator(wav), self.discriminator(out.audio.detach())
                 d_loss = discriminator_loss(real.logits, fake.logits)
-            metrics["discriminator"] = float(d_loss)
+            metrics["discriminator"] = float(d_loss.detach())
             trainer.optimize("discriminator", d_loss)
         mel = self.mel_loss(out.audio, wav)
         loss = loss_cfg.mel_weight * mel + loss_cfg.commitment_weight * out.losses["commitment"]
@@ -71,8 +72,9 @@ class CodecTask:
                 real, fake = self.discriminator(wav), self.discriminator(out.audio)
                 gen, fm = generator_loss(fake.logits), feature_matching_loss(real.features, fake.features)
             loss = loss + loss_cfg.adversarial_weight * gen + loss_cfg.feature_matching_weight * fm
-            metrics.update(generator=float(gen), feature_matching=float(fm))
-        metrics.update(loss=float(loss.detach()), mel=float(mel.detach()), commitment=float(out.losses["commitment"].detach()))
+            metrics.update(generator=float(gen.detach()), feature_matching=float(fm.detach()))
+        metrics.update(loss=float(loss.detach()), mel=float(mel.detach()),
+                       commitment=float(out.losses["commitment"].detach()))
         metrics["grad_norm"] = trainer.optimize("codec", loss)
         k = self.codec.num_codebooks
         metrics["perplexity"] = sum(out.metrics[f"perplexity/{i}"] for i in range(k)) / k

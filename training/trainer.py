@@ -73,8 +73,8 @@ class Trainer:
         end = min(max_steps or self.config.max_steps, self.config.max_steps)
         last: dict[str, float] = {}
         started, start_step = time.perf_counter(), self.step
-        progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                            TimeRemainingColumn(), disable=self.quiet)
+        progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=self.quiet)
         with progress:
             bar = progress.add_task("train", total=end, completed=self.step, info="")
             while self.step < end:

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from ..codec.errors import AudioError
+from .errors import AudioError
 
 MAX_SECONDS = 4 * 3600  # longer input is almost certainly a mistake (or a malicious header)
 

@@ -1,0 +1,44 @@
+"""The `sonorant` command. Each command group lives in its own module; this file wires them up."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from ..codec.errors import SonorantError
+from . import bench as bench_cli
+from . import codec as codec_cli
+from . import data as data_cli
+from . import evaluate as eval_cli
+from . import train as train_cli
+
+app = typer.Typer(help="Sonorant: neural codec language models for audio.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(codec_cli.app, name="codec")
+app.add_typer(train_cli.app, name="train")
+app.add_typer(data_cli.app, name="data")
+app.add_typer(bench_cli.app, name="bench")
+app.add_typer(eval_cli.app, name="eval")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; errors a user can cause print one line on stderr and exit with status 2."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except SonorantError as e:
+        print(f"sonorant: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.UsageError as e:
+        print(f"sonorant: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("sonorant: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("sonorant: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

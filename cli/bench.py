@@ -1,0 +1,37 @@
+"""`sonorant bench codec`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Speed benchmarks on this machine.", no_args_is_help=True)
+
+
+@app.command()
+def codec(
+    model: Path = typer.Option(None, "--model", help="Codec or bundle directory (default: the shipped codec)."),
+    seconds: float = typer.Option(60.0, "--seconds", min=1.0, max=3600.0, help="Audio duration to time."),
+    repeats: int = typer.Option(3, "--repeats", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """Encode and decode speed (x real time, chunked streaming) and peak memory."""
+    import torch
+
+    from ..codec.pretrained import load_codec
+    from ..evaluation.bench import bench_codec
+
+    if threads:
+        torch.set_num_threads(threads)
+    result = bench_codec(load_codec(model, device), seconds, repeats)
+    print(f"codec on {result.device} ({result.threads} threads), {seconds:g} s of audio:\n"
+          f"  encode    {result.encode_seconds:7.3f} s  {result.encode_x_realtime:7.1f}x real time\n"
+          f"  decode    {result.decode_seconds:7.3f} s  {result.decode_x_realtime:7.1f}x real time\n"
+          f"  roundtrip {result.roundtrip_x_realtime:7.1f}x real time, peak RSS {result.peak_rss_mb:.0f} MB")
+    if json_out:
+        json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -1,0 +1,42 @@
+"""`sonorant train codec|export`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Train models and export them to the release format.", no_args_is_help=True)
+
+
+@app.command()
+def codec(
+    config: str = typer.Option("codec-16k", "--config", help="Shipped recipe name (configs/) or a YAML file."),
+    data: Path = typer.Option(..., "--data", help="Manifest (.jsonl) or folder of audio files."),
+    out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, tensorboard, metrics)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    init_from: Path = typer.Option(None, "--init-from", help="Start from released codec weights (fine-tuning)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train the codec (multi-scale mel + commitment, optional adversarial losses)."""
+    from ..training.run import train_codec
+
+    result = train_codec(config, data, out, resume=resume, init_from=init_from, max_steps=max_steps,
+                         device=device, quiet=quiet)
+    if not quiet:
+        summary = " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
+        print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {summary}", file=sys.stderr)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A training run directory."),
+    out: Path = typer.Option(..., "-o", "--out", help="Release directory to write."),
+) -> None:
+    """Write a run's latest weights as a release (model.safetensors + config.json)."""
+    from ..training.run import export_run
+
+    print(f"exported {export_run(run_dir, out)}", file=sys.stderr)

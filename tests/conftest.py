@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny models and small audio made on the fly (no network, no large files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from sonorant.codec import Codec
+from sonorant.data.manifest import Item, write_manifest
+from sonorant.training.recipe import codec_recipe, load_recipe_dict
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_WAV = REPO / "pretrained" / "examples" / "speech.wav"
+
+
+def tone(seconds: float, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A speech-like test signal: a gliding harmonic tone with amplitude modulation and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    wav = sum(np.sin(h * phase) / h for h in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (0.2 * wav + 0.01 * rng.standard_normal(t.shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return codec_recipe(load_recipe_dict("codec-tiny")).model
+
+
+@pytest.fixture
+def tiny_codec(tiny_config) -> Codec:
+    torch.manual_seed(0)
+    return Codec(tiny_config).eval()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small manifest-backed corpus of test tones (train and valid splits)."""
+    root = tmp_path / "corpus"
+    (root / "wav").mkdir(parents=True)
+    items = []
+    for i in range(6):
+        path = root / "wav" / f"{i}.wav"
+        sf.write(path, tone(1.5, 22050, seed=i), 22050)
+        items.append(Item(id=str(i), path=f"wav/{i}.wav", duration=1.5, sample_rate=22050, domain="speech",
+                          split="valid" if i == 5 else "train", speaker=f"s{i % 2}"))
+    write_manifest(root / "manifest.jsonl", items)
+    return root

@@ -1,0 +1,76 @@
+"""The .stok format: exact round trip, size equal to the bitrate, clear errors for bad files."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sonorant.codec import TokenFileError
+from sonorant.codec.tokenfile import HEADER_SIZE, TokenFile
+
+
+def _tokens(k: int, frames: int, bits: int = 10, seed: int = 0) -> TokenFile:
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 2**bits, (k, frames), generator=g)
+    return TokenFile(codes=codes, fingerprint="0123456789abcdef", sample_rate=16000, hop_length=320, bits=bits,
+                     num_samples=frames * 320 - 100)
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 8), frames=st.integers(1, 60), bits=st.integers(1, 16))
+def test_round_trip_is_exact(k, frames, bits):
+    tokens = _tokens(k, frames, bits)
+    back = TokenFile.from_bytes(tokens.to_bytes())
+    assert torch.equal(back.codes, tokens.codes)
+    assert (back.fingerprint, back.num_samples, back.bits) == (tokens.fingerprint, tokens.num_samples, bits)
+
+
+@pytest.mark.parametrize("k", [1, 4, 8])
+def test_ten_seconds_size_matches_bitrate(k):
+    tokens = _tokens(k, 500)  # 10 s at 50 Hz
+    expected = tokens.bitrate * 10 / 8 + HEADER_SIZE
+    assert abs(len(tokens.to_bytes()) - expected) <= 0.05 * expected
+
+
+def test_write_and_read(tmp_path):
+    path = tmp_path / "a.stok"
+    _tokens(4, 30).write(path)
+    assert torch.equal(TokenFile.read(path).codes, _tokens(4, 30).codes)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.stok"]
+
+
+def test_truncated_file_is_an_error():
+    data = _tokens(8, 50).to_bytes()
+    with pytest.raises(TokenFileError, match="truncated"):
+        TokenFile.from_bytes(data[:-10])
+    with pytest.raises(TokenFileError, match="truncated header"):
+        TokenFile.from_bytes(data[:20])
+
+
+def test_other_version_is_an_error():
+    data = bytearray(_tokens(2, 5).to_bytes())
+    struct.pack_into("<H", data, 4, 99)
+    with pytest.raises(TokenFileError, match="version 99"):
+        TokenFile.from_bytes(bytes(data))
+
+
+def test_corrupt_payload_is_an_error():
+    data = bytearray(_tokens(2, 50).to_bytes())
+    data[-3] ^= 0xFF
+    with pytest.raises(TokenFileError, match="checksum"):
+        TokenFile.from_bytes(bytes(data))
+
+
+def test_not_a_token_file():
+    with pytest.raises(TokenFileError, match="not a sonorant token file"):
+        TokenFile.from_bytes(b"RIFF....WAVEfmt ")
+
+
+def test_other_codec_is_an_error():
+    tokens = _tokens(2, 5)
+    tokens.check_codec("0123456789abcdef", 16000, 320, 8)
+    with pytest.raises(TokenFileError, match="made by codec"):
+        tokens.check_codec("fedcba9876543210", 16000, 320, 8)

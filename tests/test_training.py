@@ -1,0 +1,108 @@
+"""The trainer: one step on CPU, exact resume, export to a release, adversarial mode, learning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from sonorant.codec import Codec
+from sonorant.codec.losses import MultiScaleMelLoss
+from sonorant.training.checkpoint import load_checkpoint
+from sonorant.training.run import export_run, train_codec
+
+from .conftest import tone
+from .test_cli_codec import run
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoint.pt")["modules"]["codec"]
+
+
+def test_one_step_through_the_cli_then_export(corpus, tmp_path):
+    out = tmp_path / "run"
+    assert run(["train", "codec", "--config", "codec-tiny", "--data", corpus, "--out", out, "--max-steps", "1",
+                "--quiet"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 1
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"train", "valid"} <= {row["split"] for row in logged}
+    assert any(p.name.startswith("events") for p in (out / "tensorboard").iterdir())
+    assert run(["train", "export", out, "-o", tmp_path / "release"]) == 0
+    codec = Codec.from_pretrained(tmp_path / "release")
+    assert torch.equal(codec.state_dict()["decoder.layers.0.conv.parametrizations.weight.original1"],
+                       _weights(out)["decoder.layers.0.conv.parametrizations.weight.original1"])
+
+
+def test_resume_is_exact(corpus, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_codec("codec-tiny", corpus, straight, quiet=True)  # 4 steps
+    train_codec("codec-tiny", corpus, split, max_steps=2, quiet=True)
+    result = train_codec("codec-tiny", corpus, split, resume=True, quiet=True)
+    assert result.resumed and result.step == 4
+    a, b = _weights(straight), _weights(split)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_existing_run_needs_resume(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    train_codec("codec-tiny", corpus, out, max_steps=1, quiet=True)
+    assert run(["train", "codec", "--config", "codec-tiny", "--data", corpus, "--out", out, "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_adversarial_step_and_init_from(corpus, tmp_path, tiny_codec):
+    tiny_codec.save_pretrained(tmp_path / "init")
+    config = tmp_path / "adv.yaml"
+    from sonorant.training.recipe import load_recipe_dict
+
+    data = load_recipe_dict("codec-tiny")
+    data["loss"] = {"adversarial": True, "discriminator_channels": 4}
+    config.write_text(yaml.safe_dump(data))
+    result = train_codec(str(config), corpus, tmp_path / "run", init_from=tmp_path / "init", max_steps=1, quiet=True)
+    assert {"discriminator", "generator", "feature_matching"} <= set(result.metrics)
+    assert "discriminator" in load_checkpoint(tmp_path / "run" / "checkpoint.pt")["modules"]
+
+
+def test_unknown_recipe_and_bad_keys(corpus, tmp_path, capsys):
+    assert run(["train", "codec", "--config", "nope", "--data", corpus, "--out", tmp_path / "r"]) == 2
+    assert "codec-16k" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  batch_sise: 3\n")
+    assert run(["train", "codec", "--config", bad, "--data", corpus, "--out", tmp_path / "r"]) == 2
+    assert "batch_sise" in capsys.readouterr().err
+
+
+def test_training_improves_reconstruction(corpus, tmp_path):
+    """A short run lowers the mel distance of a held-out clip (the recipe actually learns)."""
+    clip = torch.from_numpy(tone(1.0, seed=9))[None, None]
+    mel = MultiScaleMelLoss(16000)
+    config = tmp_path / "learn.yaml"
+    from sonorant.training.recipe import load_recipe_dict
+
+    data = load_recipe_dict("codec-tiny")
+    data["train"].update(max_steps=60, batch_size=4, lr=0.003, warmup_steps=5, valid_every=1000,
+                         checkpoint_every=1000, sample_every=1000, log_every=20)
+    config.write_text(yaml.safe_dump(data))
+    torch.manual_seed(0)
+    train_codec(str(config), corpus, tmp_path / "r0", max_steps=1, quiet=True)
+    train_codec(str(config), corpus, tmp_path / "r60", quiet=True)
+    export_run(tmp_path / "r0", tmp_path / "m0")
+    export_run(tmp_path / "r60", tmp_path / "m60")
+    with torch.no_grad():
+        losses = [float(mel(Codec.from_pretrained(tmp_path / m)(clip).audio, clip)) for m in ("m0", "m60")]
+    assert losses[1] < 0.8 * losses[0]
+
+
+def test_export_of_a_non_run_fails(tmp_path, capsys):
+    assert run(["train", "export", tmp_path, "-o", tmp_path / "x"]) == 2
+    assert "not a training run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["codec-16k", "codec-24k", "codec-44k"])
+def test_shipped_recipes_build(name):
+    from sonorant.training.recipe import codec_recipe, load_recipe_dict
+
+    recipe = codec_recipe(load_recipe_dict(name))
+    codec = Codec(recipe.model)
+    assert codec.sample_rate % 1 == 0 and codec.hop_length == recipe.model.hop_length
