@@ -32,6 +32,9 @@ def codec(
     print(f"codec on {result.device} ({result.threads} threads), {seconds:g} s of audio:\n"
           f"  encode    {result.encode_seconds:7.3f} s  {result.encode_x_realtime:7.1f}x real time\n"
           f"  decode    {result.decode_seconds:7.3f} s  {result.decode_x_realtime:7.1f}x real time\n"
-          f"  roundtrip {result.roundtrip_x_realtime:7.1f}x real time, peak RSS {result.peak_rss_mb:.0f} MB")
+          f"  roundtrip {result.roundtrip_x_realtime:7.1f}x real time (chunked streaming, bounded memory)\n"
+          f"  offline   {result.offline_x_realtime:7.1f}x real time (one call over the whole file; baseline)\n"
+          f"  streaming / offline speed: {result.streaming_vs_offline:.2f}\n"
+          f"  algorithmic latency {result.algorithmic_latency_ms:g} ms, peak RSS {result.peak_rss_mb:.0f} MB")
     if json_out:
         json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -32,6 +32,14 @@ def codec(
 
 
 @app.command()
+def summary(run_dir: Path = typer.Argument(..., help="A training run directory (or its metrics.jsonl).")) -> None:
+    """Print the run's training curve: losses and validation mel distance per codebook count."""
+    from ..training.summary import curve_table, read_metrics
+
+    print(curve_table(read_metrics(run_dir)))
+
+
+@app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A training run directory."),
     out: Path = typer.Option(..., "-o", "--out", help="Release directory to write."),

@@ -16,9 +16,10 @@ class QuantizerConfig:
 
     num_codebooks: int = 8
     codebook_size: int = 1024
-    # Low-dimensional code lookup (DAC's factorised codes): each level projects the latent to this
-    # many dimensions before the nearest-neighbour search, which keeps far more codes in use.
-    codebook_dim: int = 8
+    # Dimension of the code lookup; None = the latent dimension, no projection. A low-dimensional
+    # lookup (DAC's factorised codes) needs codebooks trained by gradient: with EMA codebooks the
+    # per-level projections are not learnt to invert each other and the residual grows (measured).
+    codebook_dim: int | None = None
     ema_decay: float = 0.99
     kmeans_init: bool = True
     kmeans_iters: int = 10
@@ -48,9 +49,6 @@ class CodecConfig:
     def __post_init__(self) -> None:
         if self.activation not in ("snake", "elu"):
             raise ValueError(f"activation must be 'snake' or 'elu', not {self.activation!r}")
-        if self.sample_rate % self.hop_length:
-            # Frame rate stays an integer number of samples per frame; fractional rates are allowed.
-            pass
 
     @property
     def hop_length(self) -> int:
@@ -63,6 +61,12 @@ class CodecConfig:
     @property
     def bits_per_code(self) -> int:
         return max(1, math.ceil(math.log2(self.quantizer.codebook_size)))
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Smallest emittable chunk (one hop) plus look-ahead (none: every layer is causal), in ms."""
+        lookahead = 0
+        return 1000.0 * (self.hop_length + lookahead) / self.sample_rate
 
     def bitrate(self, num_codebooks: int | None = None) -> float:
         """Bits per second with `num_codebooks` codebooks (all of them by default)."""

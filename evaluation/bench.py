@@ -23,6 +23,10 @@ class CodecBench:
     encode_x_realtime: float
     decode_x_realtime: float
     roundtrip_x_realtime: float
+    # Baseline in the same run: one offline encode + decode call over the whole file (unbounded memory).
+    offline_x_realtime: float
+    streaming_vs_offline: float  # chunked round trip speed / offline round trip speed
+    algorithmic_latency_ms: float
     peak_rss_mb: float
     machine: str
 
@@ -48,10 +52,19 @@ def bench_codec(codec: Codec, seconds: float = 60.0, repeats: int = 3, seed: int
             pass
         _sync(device)
         decode_times.append(time.perf_counter() - start)
-    enc, dec = min(encode_times), min(decode_times)
+    offline_times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            codec.decode(codec.encode(wav[None].to(device)))
+            _sync(device)
+            offline_times.append(time.perf_counter() - start)
+    enc, dec, offline = min(encode_times), min(decode_times), min(offline_times)
     return CodecBench(
         device=str(device), threads=torch.get_num_threads(), seconds=seconds, encode_seconds=enc, decode_seconds=dec,
         encode_x_realtime=seconds / enc, decode_x_realtime=seconds / dec, roundtrip_x_realtime=seconds / (enc + dec),
+        offline_x_realtime=seconds / offline, streaming_vs_offline=offline / (enc + dec),
+        algorithmic_latency_ms=codec.config.algorithmic_latency_ms,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         machine=f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
     )

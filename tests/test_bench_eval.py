@@ -1,0 +1,63 @@
+"""`sonorant bench codec`, `sonorant eval codec` and `sonorant train summary` on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile as sf
+
+from sonorant.data.manifest import Item, write_manifest
+from sonorant.evaluation import metrics as M
+from sonorant.training.run import train_codec
+
+from .conftest import tone
+from .test_cli_codec import run
+
+
+def test_bench_codec_writes_json(tiny_codec, tmp_path, capsys):
+    model = tiny_codec.save_pretrained(tmp_path / "m")
+    assert run(["bench", "codec", "--model", model, "--seconds", "2", "--repeats", "1",
+                "--json", tmp_path / "b.json"]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["seconds"] == 2 and result["encode_x_realtime"] > 0 and result["offline_x_realtime"] > 0
+    assert result["algorithmic_latency_ms"] == 20.0
+    assert "x real time" in capsys.readouterr().out
+
+
+def test_eval_codec_report(tiny_codec, tmp_path):
+    model = tiny_codec.save_pretrained(tmp_path / "m")
+    (tmp_path / "wav").mkdir()
+    items = []
+    for i in range(2):
+        sf.write(tmp_path / "wav" / f"{i}.wav", tone(1.0, seed=i), 16000)
+        items.append(Item(id=str(i), path=f"wav/{i}.wav", duration=1.0, sample_rate=16000, domain="speech",
+                          split="test"))
+    write_manifest(tmp_path / "m.jsonl", items)
+    assert run(["eval", "codec", "--model", model, "--manifest", tmp_path / "m.jsonl", "--report", tmp_path / "r",
+                "--codebooks", "1", "--codebooks", "4"]) == 0
+    scores = json.loads((tmp_path / "r" / "metrics.json").read_text())["scores"]
+    assert [s["codebooks"] for s in scores] == [1, 4]
+    assert all(s["items"] == 2 and -0.5 <= s["pesq_wb"] <= 4.7 and len(s["perplexity"]) == s["codebooks"]
+               for s in scores)
+    assert "| 4 |" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_metrics_rank_a_cleaner_signal_higher():
+    ref = tone(2.0, seed=1).astype(np.float64)
+    rng = np.random.default_rng(0)
+    slightly, badly = ref + 0.005 * rng.standard_normal(ref.shape), ref + 0.1 * rng.standard_normal(ref.shape)
+    assert M.pesq_wb(ref, slightly, 16000) > M.pesq_wb(ref, badly, 16000)
+    assert M.stoi(ref, slightly, 16000) > M.stoi(ref, badly, 16000)
+    assert M.si_sdr(ref, slightly) > M.si_sdr(ref, badly) > 0
+    assert M.si_sdr(ref, 3.0 * ref) > 100  # scale-invariant
+    f32 = [x.astype(np.float32) for x in (ref, slightly, badly)]
+    assert M.mel_distance(f32[0], f32[1], 16000) < M.mel_distance(f32[0], f32[2], 16000)
+    assert M.stft_distance(f32[0], f32[1]) < M.stft_distance(f32[0], f32[2])
+
+
+def test_train_summary(corpus, tmp_path, capsys):
+    train_codec("codec-tiny", corpus, tmp_path / "run", quiet=True)
+    assert run(["train", "summary", tmp_path / "run"]) == 0
+    out = capsys.readouterr().out
+    assert "valid mel @4" in out and "| 4 |" in out

@@ -1,0 +1,65 @@
+"""Manifests and the offline speech corpus builder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import soundfile as sf
+
+from sonorant.data.build import HELD_OUT_VOICES, build_speech_corpus
+from sonorant.data.manifest import Item, ManifestError, read_manifest, write_manifest
+from sonorant.data.segments import audio_files
+
+from .test_cli_codec import run
+
+
+def test_manifest_round_trip(tmp_path):
+    items = [Item(id="a", path="a.wav", duration=1.5, sample_rate=16000, domain="speech", split="train", text="Hi.")]
+    write_manifest(tmp_path / "m.jsonl", items)
+    assert read_manifest(tmp_path / "m.jsonl") == items
+    assert "caption" not in (tmp_path / "m.jsonl").read_text()  # absent optional fields are not written
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "not JSON"),
+    ('{"id": "a", "path": "a.wav", "duration": 1, "sample_rate": 16000, "domain": "speech"}', "missing split"),
+    ('{"id": "a", "path": "a.wav", "duration": 1, "sample_rate": 16000, "domain": "noise", "split": "train"}',
+     "domain"),
+    ('{"id": "a", "path": "a.wav", "duration": -1, "sample_rate": 16000, "domain": "speech", "split": "train"}',
+     "duration"),
+])
+def test_bad_manifest_line_names_its_number(tmp_path, line, message):
+    good = '{"id": "a", "path": "a.wav", "duration": 1, "sample_rate": 16000, "domain": "speech", "split": "train"}'
+    (tmp_path / "m.jsonl").write_text(good + "\n\n" + line + "\n")
+    with pytest.raises(ManifestError, match=f"m.jsonl:3: .*{message}"):
+        read_manifest(tmp_path / "m.jsonl")
+
+
+def test_folder_of_audio_is_a_data_source(tmp_path):
+    (tmp_path / "sub").mkdir()
+    sf.write(tmp_path / "sub" / "x.flac", [0.1] * 1000, 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert [p.name for p in audio_files(tmp_path)] == ["x.flac"]
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
+                    reason="espeak-ng and flite are installed by the README's test command (as root)")
+def test_build_small_corpus_through_the_cli(tmp_path):
+    out = tmp_path / "corpus"
+    assert run(["data", "build", "--out", out, "--hours", "0.01", "--seed", "3"]) == 0
+    items = read_manifest(out / "manifest.jsonl")
+    assert sum(it.duration for it in items) >= 36
+    assert {it.split for it in items} <= {"train", "valid", "test"}
+    engines = {it.speaker.split(":")[0] for it in items}
+    assert engines == {"espeak-ng", "flite"}
+    for it in items:
+        info = sf.info(str(out / it.path))
+        assert info.frames > 0 and abs(info.duration - it.duration) < 1e-3
+        assert it.text and it.text[-1] in ".!?"
+        assert (it.split == "test") == (it.base_speaker in HELD_OUT_VOICES)  # held-out voices only in test
+    again = build_speech_corpus(tmp_path / "again", hours=0.01, seed=3)
+    first = [json.loads(line)["text"] for line in (out / "manifest.jsonl").read_text().splitlines()]
+    second = [it.text for it in read_manifest(again.manifest)]
+    assert first == second  # deterministic for a seed
