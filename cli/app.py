@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from ..codec.errors import SonorantError
@@ -30,15 +29,15 @@ def main(argv: list[str] | None = None) -> None:
     except SonorantError as e:
         print(f"sonorant: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.UsageError as e:
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("sonorant: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            print(e.ctx.get_help())
+            sys.exit(0)
         print(f"sonorant: error: {e.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("sonorant: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print("sonorant: interrupted", file=sys.stderr)
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

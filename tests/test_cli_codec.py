@@ -146,3 +146,12 @@ def test_python_module_entry_point():
 
     result = subprocess.run([sys.executable, "-m", "sonorant.cli", "codec", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "roundtrip" in result.stdout
+
+
+def test_bad_flags_give_one_line_and_exit_2(stereo_44k, tmp_path, capsys):
+    assert run(["codec", "encode", stereo_44k, "-o", tmp_path / "a.stok", "--codebooks", "many"]) == 2
+    assert run(["codec", "encode", stereo_44k]) == 2
+    assert run(["codec", "frobnicate"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("sonorant: error:") for line in lines)
+    assert not (tmp_path / "a.stok").exists()
