@@ -35,6 +35,8 @@ def codec(
           f"  roundtrip {result.roundtrip_x_realtime:7.1f}x real time (chunked streaming, bounded memory)\n"
           f"  offline   {result.offline_x_realtime:7.1f}x real time (one call over the whole file; baseline)\n"
           f"  streaming / offline speed: {result.streaming_vs_offline:.2f}\n"
-          f"  algorithmic latency {result.algorithmic_latency_ms:g} ms, peak RSS {result.peak_rss_mb:.0f} MB")
+          f"  algorithmic latency {result.algorithmic_latency_ms:g} ms; one frame through encode_step + "
+          f"decode_step takes {result.frame_step_ms:.1f} ms\n"
+          f"  peak RSS {result.peak_rss_mb:.0f} MB")
     if json_out:
         json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")

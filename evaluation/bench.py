@@ -27,6 +27,7 @@ class CodecBench:
     offline_x_realtime: float
     streaming_vs_offline: float  # chunked round trip speed / offline round trip speed
     algorithmic_latency_ms: float
+    frame_step_ms: float  # compute time of encode_step + decode_step for one 20 ms frame, streaming
     peak_rss_mb: float
     machine: str
 
@@ -60,14 +61,29 @@ def bench_codec(codec: Codec, seconds: float = 60.0, repeats: int = 3, seed: int
             _sync(device)
             offline_times.append(time.perf_counter() - start)
     enc, dec, offline = min(encode_times), min(decode_times), min(offline_times)
+    frame_ms = _frame_step_ms(codec, wav[:, : 100 * codec.hop_length].to(device))
     return CodecBench(
         device=str(device), threads=torch.get_num_threads(), seconds=seconds, encode_seconds=enc, decode_seconds=dec,
         encode_x_realtime=seconds / enc, decode_x_realtime=seconds / dec, roundtrip_x_realtime=seconds / (enc + dec),
         offline_x_realtime=seconds / offline, streaming_vs_offline=offline / (enc + dec),
-        algorithmic_latency_ms=codec.config.algorithmic_latency_ms,
+        algorithmic_latency_ms=codec.config.algorithmic_latency_ms, frame_step_ms=frame_ms,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         machine=f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
     )
+
+
+@torch.inference_mode()
+def _frame_step_ms(codec: Codec, wav: torch.Tensor) -> float:
+    """Mean wall time of one frame through encode_step + decode_step (the live streaming cost)."""
+    hop = codec.hop_length
+    with codec.streaming(1):
+        codec.decode_step(codec.encode_step(wav[None, :, :hop]))  # warm-up
+        start = time.perf_counter()
+        frames = wav.shape[-1] // hop - 1
+        for i in range(1, frames + 1):
+            codec.decode_step(codec.encode_step(wav[None, :, i * hop:(i + 1) * hop]))
+        _sync(wav.device)
+    return 1000 * (time.perf_counter() - start) / frames
 
 
 def _sync(device: torch.device) -> None:

@@ -67,6 +67,10 @@ class CodecTask:
             trainer.optimize("discriminator", d_loss)
         mel = self.mel_loss(out.audio, wav)
         loss = loss_cfg.mel_weight * mel + loss_cfg.commitment_weight * out.losses["commitment"]
+        if loss_cfg.waveform_weight > 0:
+            waveform = (out.audio - wav).abs().mean()
+            loss = loss + loss_cfg.waveform_weight * waveform
+            metrics["waveform"] = float(waveform.detach())
         if adversarial:
             with trainer.autocast():
                 real, fake = self.discriminator(wav), self.discriminator(out.audio)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainConfig:
-    max_steps: int = 9000
+    max_steps: int = 7000
     batch_size: int = 8
     segment_seconds: float = 1.0
     lr: float = 1e-3
@@ -28,6 +28,9 @@ class TrainConfig:
 @dataclass(frozen=True)
 class CodecLossConfig:
     mel_weight: float = 15.0
+    # Time-domain L1 (EnCodec's l_t): ties the output's phase and level to the input's, which the
+    # log-mel loss alone leaves free; it matters most when training without the adversarial part.
+    waveform_weight: float = 0.0
     commitment_weight: float = 0.25
     adversarial: bool = False  # multi-period + multi-band STFT discriminators with feature matching
     adversarial_weight: float = 1.0
