@@ -1,0 +1,75 @@
+"""Token sampling: temperature, top-k, top-p, repetition-aware sampling and classifier-free guidance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    # Repetition-aware sampling (VALL-E 2 / CosyVoice): when the token drawn for codebook 0 already
+    # fills at least `repetition_ratio` of the last `repetition_window` frames, draw again from the
+    # full distribution instead (this breaks loops without penalising legitimate repeats).
+    repetition_window: int = 10
+    repetition_ratio: float = 0.1  # 0 = off
+    # Classifier-free guidance scale; None = off (no unconditional pass at all).
+    cfg_scale: float | None = None
+    seed: int | None = None
+    # Frame cap; None = the model's cap relative to text length.
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if self.top_k < 0 or not 0.0 < self.top_p <= 1.0:
+            raise ValueError("top_k must be >= 0 and top_p in (0, 1]")
+
+
+def guided(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance, written so that scale 1 returns `cond` exactly; entries masked out
+    (-inf) in `cond` stay masked."""
+    return torch.where(torch.isinf(cond), cond, cond + (scale - 1.0) * (cond - uncond))
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Keep the top-k entries and the smallest set whose probability reaches top_p; [M, V] -> [M, V]."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # Drop an entry when the entries before it already reach top_p (the first always stays).
+        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of logits [M, V]; temperature 0 = greedy."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = (logits.float() / temperature).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def sample(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None,
+           history: torch.Tensor | None = None) -> torch.Tensor:
+    """Tokens [M] from logits [M, V]; `history` [M, W] holds the recent tokens of this codebook
+    (-1 = none) and switches repetition-aware sampling on."""
+    tokens = draw(filter_logits(logits, config.top_k, config.top_p), config.temperature, generator)
+    if history is None or config.repetition_ratio <= 0 or history.shape[1] == 0 or config.temperature == 0:
+        return tokens
+    window = history[:, -config.repetition_window:]
+    repeats = (window == tokens[:, None]).sum(dim=1)
+    looping = repeats >= config.repetition_ratio * config.repetition_window
+    if looping.any():
+        fresh = draw(logits, config.temperature, generator)
+        tokens = torch.where(looping, fresh, tokens)
+    return tokens

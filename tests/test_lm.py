@@ -1,0 +1,172 @@
+"""The hierarchical LM: causality, cached generation == teacher forcing, overfitting, sampling, stop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
+from sonorant.lm.sampling import filter_logits, guided, sample
+
+K, CARD, VOCAB = 4, 32, 20
+
+
+def tiny_config(**overrides) -> LMConfig:
+    base = dict(num_codebooks=K, codebook_size=CARD, text_vocab_size=VOCAB, dim=32, num_layers=2, num_heads=2,
+                local_dim=16, local_layers=1, local_heads=2, codebook_weights=(2.0, 1.0, 1.0, 1.0),
+                condition_dropout=0.0)
+    return LMConfig(**{**base, **overrides})
+
+
+def make_batch(seed: int = 0) -> LMBatch:
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randint(1, VOCAB, (3, 7), generator=g)
+    prompt = torch.randint(0, CARD, (3, K, 5), generator=g)
+    codes = torch.randint(0, CARD, (3, K, 9), generator=g)
+    cond = Conditioning(text, torch.tensor([7, 4, 0]), prompt, torch.tensor([5, 2, 0]))
+    return LMBatch(cond, codes, torch.tensor([9, 6, 3]))
+
+
+def finite(x: torch.Tensor) -> torch.Tensor:
+    return x.masked_fill(torch.isinf(x), 0.0)
+
+
+@pytest.fixture(params=["first", "every"])
+def model(request) -> HierarchicalLM:
+    torch.manual_seed(0)
+    return HierarchicalLM(tiny_config(local_context=request.param)).eval()
+
+
+def test_future_frames_and_later_codebooks_do_not_change_past_logits(model):
+    batch = make_batch()
+    ref = finite(model(batch).logits)
+    changed = batch.codes.clone()
+    changed[0, 2:, 5] = (changed[0, 2:, 5] + 1) % CARD  # codebooks 2.. of frame 5
+    changed[0, :, 6:] = (changed[0, :, 6:] + 1) % CARD  # every later frame
+    out = finite(model(LMBatch(batch.condition, changed, batch.code_lengths)).logits)
+    assert torch.equal(out[0, :5], ref[0, :5])
+    assert torch.equal(out[0, 5, :3], ref[0, 5, :3])  # codebook j sees codebooks < j only
+    assert not torch.equal(out[0, 5, 3], ref[0, 5, 3])
+    assert not torch.equal(out[0, 7], ref[0, 7])
+    assert torch.equal(out[1:], ref[1:])  # other items are untouched
+
+
+def test_cached_generation_equals_teacher_forced_logits(model):
+    batch = make_batch()
+    gen = Generation(model, batch.condition, SamplingConfig(seed=3, max_frames=6, repetition_ratio=0.0),
+                     keep_logits=True)
+    frames = list(gen)
+    codes = torch.stack([f.codes for f in frames], dim=-1)
+    lengths = torch.stack([f.valid for f in frames], dim=-1).sum(-1)
+    # Teacher-force the generated frames (the prompt lengths differ, so generation was left-padded).
+    forced = model(LMBatch(batch.condition, codes, lengths)).logits
+    for t, frame in enumerate(frames):
+        for i in range(3):
+            if frame.valid[i]:
+                assert torch.allclose(finite(frame.logits[i]), finite(forced[i, t]), atol=1e-4)
+
+
+def test_batch_generation_equals_one_item_at_a_time(model):
+    batch = make_batch()
+    greedy = SamplingConfig(temperature=0.0, max_frames=5)
+    together = Generation(model, batch.condition, greedy).run()
+    for i in range(3):
+        c = batch.condition
+        alone = Conditioning(c.text[i:i + 1], c.text_lengths[i:i + 1], c.prompt[i:i + 1], c.prompt_lengths[i:i + 1])
+        single = Generation(model, alone, greedy).run()
+        n = int(single.lengths[0])
+        assert int(together.lengths[i]) == n
+        assert torch.equal(together.codes[i, :, :n], single.codes[0, :, :n])
+
+
+def test_tiny_model_overfits_and_stops_by_itself():
+    torch.manual_seed(0)
+    model = HierarchicalLM(tiny_config())
+    batch = make_batch()
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    first = None
+    for _ in range(150):
+        loss = model(batch).loss
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    final = float(model(batch).loss)
+    assert final < 0.1 * first
+    result = Generation(model.eval(), batch.condition, SamplingConfig(temperature=0.0, max_frames=30)).run()
+    assert result.ended.all()  # the end decision stopped every item before the cap
+    assert torch.equal(result.lengths, batch.code_lengths)
+    for i in range(3):
+        n = int(batch.code_lengths[i])
+        assert torch.equal(result.codes[i, :, :n], batch.codes[i, :, :n])
+
+
+def test_same_seed_same_tokens_and_cfg_scale_one_is_the_conditional_pass(model):
+    cond = make_batch().condition
+    sampling = SamplingConfig(seed=7, max_frames=8)
+    a = Generation(model, cond, sampling, keep_logits=True).run()
+    b = Generation(model, cond, sampling).run()
+    other = Generation(model, cond, SamplingConfig(seed=8, max_frames=8)).run()
+    assert torch.equal(a.codes, b.codes)
+    assert not torch.equal(a.codes, other.codes)
+    scale_one = SamplingConfig(seed=7, max_frames=8, cfg_scale=1.0)
+    frames_c = list(Generation(model, cond, sampling, keep_logits=True))
+    frames_g = list(Generation(model, cond, scale_one, keep_logits=True))
+    assert len(frames_c) == len(frames_g)
+    for fc, fg in zip(frames_c, frames_g, strict=True):
+        assert torch.equal(fc.codes, fg.codes)
+        # The guided run pads the batch differently; the conditional pass is the same up to rounding.
+        assert torch.allclose(finite(fc.logits), finite(fg.logits), atol=1e-5)
+    strong = list(Generation(model, cond, SamplingConfig(seed=7, max_frames=8, cfg_scale=3.0), keep_logits=True))
+    assert not torch.equal(strong[0].logits, frames_c[0].logits)
+
+
+def test_length_cap_follows_text_length():
+    model = HierarchicalLM(tiny_config(max_frames_per_token=1.5, max_frames=40)).eval()
+    cond = Conditioning(torch.randint(1, VOCAB, (2, 4)), torch.tensor([4, 2]))
+    # Forbid the end token so only the cap can stop generation.
+    logits = model.local_logits
+    end = torch.tensor([model.config.end_token])
+    model.local_logits = lambda y, first=0: logits(y, first).index_fill(-1, end, float("-inf"))
+    result = Generation(model, cond, SamplingConfig(seed=0)).run()
+    assert result.lengths.tolist() == [6, 3]
+    assert not result.ended.any()
+
+
+def test_guidance_and_filters():
+    cond, uncond = torch.tensor([[2.0, 0.0, float("-inf")]]), torch.tensor([[1.0, 1.0, float("-inf")]])
+    assert torch.equal(guided(cond, uncond, 1.0), cond)
+    assert torch.equal(guided(cond, uncond, 2.0), torch.tensor([[3.0, -1.0, float("-inf")]]))
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, 2, 1.0)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, 0, 0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, 0, 0.5)).tolist() == [[False, True, True, True]]
+
+
+def test_repetition_aware_sampling_leaves_a_loop():
+    logits = torch.log(torch.tensor([[0.9, 0.05, 0.05]])).expand(400, -1)
+    config = SamplingConfig(top_k=1, repetition_window=10, repetition_ratio=0.5)
+    g = torch.Generator().manual_seed(0)
+    fresh = torch.full((400, 10), -1)
+    assert (sample(logits, config, g, fresh) == 0).all()  # top-1 without a loop
+    looping = torch.zeros(400, 10, dtype=torch.long)  # token 0 filled the whole window
+    tokens = sample(logits, config, g, looping)
+    share = (tokens != 0).float().mean()
+    assert 0.03 < share < 0.2  # resampled from the full distribution (10% would be non-zero)
+
+
+def test_release_round_trip(tmp_path, model):
+    batch = make_batch()
+    model.save_pretrained(tmp_path / "lm")
+    loaded = HierarchicalLM.from_pretrained(tmp_path / "lm")
+    assert loaded.config == model.config
+    assert torch.equal(finite(loaded(batch).logits), finite(model(batch).logits))
+
+
+def test_local_transformer_on_a_subset_of_frames_trains():
+    torch.manual_seed(0)
+    model = HierarchicalLM(tiny_config(local_frame_fraction=0.5)).train()
+    out = model(make_batch())
+    assert out.logits is None and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.heads.grad is not None and model.global_transformer.blocks[0].attn.qkv.weight.grad is not None
