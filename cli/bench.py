@@ -40,3 +40,33 @@ def codec(
           f"  peak RSS {result.peak_rss_mb:.0f} MB")
     if json_out:
         json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")
+
+
+@app.command()
+def lm(
+    config: str = typer.Option("lm-small", "--config", help="Shipped LM recipe name (configs/) or a YAML file."),
+    frames: list[int] = typer.Option([250, 500, 1000], "--frames", min=1, max=20000,
+                                     help="Clip lengths in frames (repeat the flag)."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1),
+    repeats: int = typer.Option(2, "--repeats", min=1),
+    generate_frames: int = typer.Option(150, "--generate-frames", min=1, max=20000),
+    device: str = typer.Option("cpu", "--device"),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """Training step time and memory of the hierarchical LM against a flattened T x K baseline, and
+    generation speed with and without the KV cache."""
+    from ..evaluation.bench_lm import bench_lm, bench_table, to_json
+    from ..training.recipe import lm_recipe, load_recipe_dict
+
+    recipe = lm_recipe(load_recipe_dict(config))
+
+    def progress(case) -> None:
+        shown = case.error or f"{case.step_seconds:.3f} s/step"
+        print(f"  {case.model} T={case.frames}: {shown}", flush=True)
+
+    result = bench_lm(recipe.model, config, tuple(frames), batch_size, repeats, generate_frames, device, threads,
+                      progress)
+    print(bench_table(result))
+    if json_out:
+        json_out.write_text(json.dumps(to_json(result), indent=2) + "\n")

@@ -53,6 +53,7 @@ class Generation:
                                                                  device=cond.text.device)))
         self.cond = cond
         self.ended = torch.zeros(self.batch_size, dtype=torch.bool, device=cond.text.device)
+        self._end = torch.tensor([model.config.end_token], device=cond.text.device)
         self.generator = None
         if self.sampling.seed is not None:
             self.generator = torch.Generator(device=cond.text.device).manual_seed(self.sampling.seed)
@@ -80,7 +81,7 @@ class Generation:
         self.ended = torch.zeros(b, dtype=torch.bool, device=device)
         segment = model.segment_embedding.weight[SEGMENT_TARGET]
         for t in range(int(self.caps.max())):
-            codes, logits = self._frame(hidden, history)  # [B, K], [B, K, V]
+            codes, logits = self.next_frame(hidden, history, t)  # [B, K], [B, K, V]
             ends = codes[:, 0] == cfg.end_token
             self.ended |= ends & active
             valid = active & ~ends
@@ -97,9 +98,11 @@ class Generation:
             hidden = model.global_transformer.step(x, position[:, None], torch.ones_like(position[:, None],
                                                    dtype=torch.bool), cache)[:, -1]
 
-    def _frame(self, hidden: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Run the local transformer codebook by codebook (with its own KV cache): [B', C] -> codes [B, K]
-        (and their logits [B, K, V] with keep_logits)."""
+    def next_frame(self, hidden: torch.Tensor, history: torch.Tensor,
+                   step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frame that follows the global state `hidden` [B', C] (`step` frames already made): runs the
+        local transformer codebook by codebook with its own KV cache -> codes [B, K] (and the logits
+        [B, K, V] they were drawn from, with keep_logits). `history` [B, W] holds recent codebook-0 tokens."""
         model, b = self.model, self.batch_size
         k = model.num_codebooks
         cache = model.local_transformer.new_cache(hidden.shape[0], k, hidden)
@@ -113,6 +116,8 @@ class Generation:
             logits = model.local_logits(y, first=i)[:, 0]  # [B', V]
             if self.guided:
                 logits = guided(logits[:b], logits[b:], self.sampling.cfg_scale)
+            if i == 0 and step < self.sampling.min_frames:
+                logits = logits.index_fill(-1, self._end, float("-inf"))
             if self.keep_logits:
                 kept.append(logits)
             token = sample(logits, self.sampling, self.generator, history if i == 0 else None)

@@ -22,6 +22,8 @@ class SamplingConfig:
     seed: int | None = None
     # Frame cap; None = the model's cap relative to text length.
     max_frames: int | None = None
+    # The end decision is not allowed before this many frames.
+    min_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.temperature < 0:

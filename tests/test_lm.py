@@ -91,7 +91,7 @@ def test_tiny_model_overfits_and_stops_by_itself():
         loss.backward()
         opt.step()
     model.eval()
-    final = float(model(batch).loss)
+    final = model(batch).loss.item()
     assert final < 0.1 * first
     result = Generation(model.eval(), batch.condition, SamplingConfig(temperature=0.0, max_frames=30)).run()
     assert result.ended.all()  # the end decision stopped every item before the cap
@@ -170,3 +170,16 @@ def test_local_transformer_on_a_subset_of_frames_trains():
     assert out.logits is None and torch.isfinite(out.loss)
     out.loss.backward()
     assert model.heads.grad is not None and model.global_transformer.blocks[0].attn.qkv.weight.grad is not None
+
+
+def test_bench_lm_compares_against_the_flat_baseline_and_cache():
+    from sonorant.evaluation.bench_lm import bench_lm, bench_table
+    from sonorant.training.recipe import lm_recipe, load_recipe_dict
+
+    config = lm_recipe(load_recipe_dict("lm-tiny")).model
+    result = bench_lm(config, "lm-tiny", frames=(40,), repeats=1, generate_frames=12, threads=1)
+    flat = next(c for c in result.train if c.model == "flat")
+    hier = next(c for c in result.train if c.model == "hierarchical")
+    assert flat.sequence > config.num_codebooks * 40 > hier.sequence
+    assert result.cached_equals_uncached
+    assert "KV cache speed-up" in bench_table(result)

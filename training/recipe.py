@@ -14,6 +14,7 @@ import yaml
 
 from ..codec.config import CodecConfig
 from ..codec.errors import SonorantError
+from ..lm.config import LMConfig
 from .config import CodecLossConfig, TrainConfig
 
 
@@ -30,6 +31,15 @@ class CodecRecipe:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "codec", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
                 "loss": dataclasses.asdict(self.loss)}
+
+
+@dataclass(frozen=True)
+class LMRecipe:
+    model: LMConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "lm", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -71,6 +81,20 @@ def codec_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
     train = build(TrainConfig, {**(data.get("train") or {}), **(overrides or {})}, "train")
     loss = build(CodecLossConfig, data.get("loss") or {}, "loss")
     return CodecRecipe(model=model, train=train, loss=loss)
+
+
+def lm_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> LMRecipe:
+    """Build the LM recipe from a recipe mapping; `overrides` update the train section."""
+    unknown = set(data) - {"kind", "model", "train"}
+    if unknown:
+        raise RecipeError(f"unknown LM recipe sections: {sorted(unknown)}")
+    if data.get("kind") != "lm":
+        raise RecipeError(f"this is a {data.get('kind', 'codec')!r} recipe, not an LM recipe (kind: lm)")
+    try:
+        model = LMConfig.from_dict(data.get("model") or {})
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"model section: {e}") from None
+    return LMRecipe(model=model, train=build(TrainConfig, {**(data.get("train") or {}), **(overrides or {})}, "train"))
 
 
 def build(cls: type, values: dict[str, Any], section: str) -> Any:
