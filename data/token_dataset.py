@@ -1,0 +1,90 @@
+"""LM training examples from token shards: length-bucketed batches and same-speaker voice prompts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+
+from .shards import TokenShards
+
+
+@dataclass
+class TokenExample:
+    id: str
+    codes: torch.Tensor  # [K, T]
+    text: str | None
+    language: str | None
+    speaker: str | None
+    caption: str | None
+    prompt: torch.Tensor | None  # [K, P] a crop of another utterance of the same speaker, or None
+    prompt_id: str | None
+
+
+class TokenDataset:
+    """Items of a shard directory (one split), each paired with a voice prompt when its speaker has
+    another utterance: the zero-shot training pair (speak this text in the voice of that clip)."""
+
+    def __init__(self, shards: TokenShards, max_frames: int | None = None,
+                 prompt_frames: tuple[int, int] = (150, 500)) -> None:
+        self.shards = shards
+        self.prompt_frames = prompt_frames
+        # Items longer than max_frames are left out rather than cropped: a crop would cut the text.
+        self.indices = [i for i, m in enumerate(shards.meta) if m.frames > 0
+                        and (max_frames is None or m.frames <= max_frames)]
+        self.by_speaker: dict[str, list[int]] = defaultdict(list)
+        for i in self.indices:
+            speaker = shards.meta[i].speaker
+            if speaker is not None:
+                self.by_speaker[speaker].append(i)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def lengths(self) -> list[int]:
+        return [self.shards.meta[i].frames for i in self.indices]
+
+    def example(self, position: int, generator: torch.Generator, with_prompt: bool = True) -> TokenExample:
+        index = self.indices[position]
+        meta = self.shards.meta[index]
+        prompt, prompt_id = None, None
+        others = [j for j in self.by_speaker.get(meta.speaker, []) if j != index] if meta.speaker else []
+        if with_prompt and others:
+            j = others[int(torch.randint(len(others), (1,), generator=generator))]
+            prompt, prompt_id = self.crop_prompt(self.shards.codes(j), generator), self.shards.meta[j].id
+        return TokenExample(meta.id, self.shards.codes(index), meta.text, meta.language, meta.speaker, meta.caption,
+                            prompt, prompt_id)
+
+    def crop_prompt(self, codes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A random window of prompt_frames[0]..prompt_frames[1] frames (the whole clip if shorter)."""
+        low, high = self.prompt_frames
+        length = int(torch.randint(low, high + 1, (1,), generator=generator))
+        if codes.shape[-1] <= length:
+            return codes
+        start = int(torch.randint(codes.shape[-1] - length + 1, (1,), generator=generator))
+        return codes[:, start: start + length]
+
+
+def length_batches(lengths: list[int], max_frames: int, generator: torch.Generator,
+                   max_items: int | None = None) -> list[list[int]]:
+    """Batches of positions whose padded size (longest x count) stays within `max_frames`.
+
+    Positions are sorted by length (ties broken at random) so a batch holds similar lengths and
+    little padding; the batch order is shuffled. An item longer than max_frames forms its own batch.
+    """
+    if not lengths:
+        return []
+    noise = torch.rand(len(lengths), generator=generator)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], float(noise[i])))
+    batches, current, longest = [], [], 0
+    for i in order:
+        grown = max(longest, lengths[i])
+        if current and (grown * (len(current) + 1) > max_frames or (max_items and len(current) >= max_items)):
+            batches.append(current)
+            current, grown = [], lengths[i]
+        current.append(i)
+        longest = grown
+    batches.append(current)
+    permutation = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[p] for p in permutation]
