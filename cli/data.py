@@ -1,4 +1,4 @@
-"""`sonorant data build`."""
+"""`sonorant data build` and `sonorant data import`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import typer
+
+from ..data.importers import CorpusKind, Domain, import_corpus
 
 app = typer.Typer(help="Build and prepare training data.", no_args_is_help=True)
 
@@ -27,3 +29,19 @@ def build(
         result = build_speech_corpus(out, hours, seed, workers, progress=lambda f: progress.update(bar, completed=f))
     print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h, {result.voices} voices; "
           f"sentences from {result.sentence_source}", file=sys.stderr)
+
+
+@app.command("import")
+def import_(
+    kind: CorpusKind = typer.Argument(..., help="Corpus layout."),
+    src: Path = typer.Argument(..., help="Corpus folder (LibriTTS: the root or one subset folder)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Manifest to write (.jsonl); audio paths are relative to it."),
+    domain: Domain = typer.Option("speech", "--domain",
+                                  help="Domain of the items (folder imports only; the public corpora are speech)."),
+) -> None:
+    """Write a manifest for a public corpus (LibriTTS, LJSpeech, VCTK) or any folder of audio; splits by speaker."""
+    result = import_corpus(kind, src, out, domain=domain)
+    skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items()) or "none"
+    untranscribed = f", {result.untranscribed} without text" if result.untranscribed else ""
+    print(f"{out}: {len(result.items)} items, {result.speakers} speakers, {result.hours:.2f} h{untranscribed}; "
+          f"skipped: {skipped}", file=sys.stderr)
