@@ -45,3 +45,33 @@ def import_(
     untranscribed = f", {result.untranscribed} without text" if result.untranscribed else ""
     print(f"{out}: {len(result.items)} items, {result.speakers} speakers, {result.hours:.2f} h{untranscribed}; "
           f"skipped: {skipped}", file=sys.stderr)
+
+
+@app.command()
+def encode(
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest (.jsonl) of the audio to encode."),
+    out: Path = typer.Option(..., "--out", help="Shard directory (created; an interrupted run resumes)."),
+    codec: Path = typer.Option(None, "--codec", help="Codec or bundle directory (default: the shipped codec)."),
+    codebooks: int = typer.Option(None, "--codebooks", min=1, help="Codebooks to keep (default: all)."),
+    batch_seconds: float = typer.Option(60.0, "--batch-seconds", min=1.0, help="Audio per encoder batch."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Encode a manifest's audio to token shards for LM training (under torchrun each rank takes its share)."""
+    from rich.progress import Progress
+
+    from ..codec.files import resolve_codebooks
+    from ..codec.pretrained import load_codec
+    from ..data.encode import encode_manifest, rank_and_world
+    from ..data.manifest import read_manifest
+
+    model = load_codec(codec, device)
+    k = resolve_codebooks(model, codebooks)
+    rank, world = rank_and_world()
+    total = len(read_manifest(manifest)[rank::world])
+    with Progress(disable=rank != 0) as progress:
+        bar = progress.add_task("encoding", total=total)
+        result = encode_manifest(manifest, model, out, k, batch_seconds, rank=rank, world=world,
+                                 progress=lambda n: progress.advance(bar, n))
+    skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items()) or "none"
+    print(f"{out}: rank {rank}/{world}: {result.encoded} items encoded ({result.audio_seconds / 3600:.2f} h, "
+          f"{result.frames} frames), {result.already_done} already done; skipped: {skipped}", file=sys.stderr)

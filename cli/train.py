@@ -1,4 +1,4 @@
-"""`sonorant train codec|export`."""
+"""`sonorant train codec|lm|summary|export`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,27 @@ def codec(
     if not quiet:
         summary = " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {summary}", file=sys.stderr)
+
+
+@app.command()
+def lm(
+    config: str = typer.Option("lm-small", "--config", help="Shipped LM recipe name (configs/) or a YAML file."),
+    shards: Path = typer.Option(..., "--shards", help="Token shard directory (sonorant data encode)."),
+    out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, tensorboard, metrics)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    init_from: Path = typer.Option(None, "--init-from", help="Start from released LM weights (fine-tuning)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train the hierarchical codec LM on token shards (text phonemised once and cached in the run)."""
+    from ..training.run import train_lm
+
+    result = train_lm(config, shards, out, resume=resume, init_from=init_from, max_steps=max_steps,
+                      device=device, quiet=quiet)
+    if not quiet:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:6])
+        print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {shown}", file=sys.stderr)
 
 
 @app.command()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from sonorant.codec import Codec
 from sonorant.data.manifest import Item, write_manifest
 from sonorant.training.recipe import codec_recipe, load_recipe_dict

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from sonorant.cli.app import main
 from sonorant.codec import Codec
 from sonorant.codec.audio import load_audio

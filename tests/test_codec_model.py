@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from sonorant.codec import Codec, ModelError
 
 from .conftest import tone

@@ -9,6 +9,7 @@ from typing import get_args
 import numpy as np
 import pytest
 import soundfile as sf
+
 from sonorant.data.importers import (
     CorpusError,
     Domain,

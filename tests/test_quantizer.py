@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from sonorant.codec import QuantizerConfig, codebook_usage
 from sonorant.codec.quantizer import ResidualQuantizer
 

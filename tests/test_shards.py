@@ -7,6 +7,7 @@ import json
 import pytest
 import soundfile as sf
 import torch
+
 from sonorant.codec import Codec
 from sonorant.codec.audio import load_audio
 from sonorant.data.encode import encode_manifest

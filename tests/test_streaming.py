@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from sonorant.codec import Codec, CodecConfig, QuantizerConfig
 
 

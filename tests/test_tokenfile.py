@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sonorant.codec import TokenFileError
 from sonorant.codec.tokenfile import HEADER_SIZE, TokenFile
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import yaml
+
 from sonorant.codec import Codec
 from sonorant.codec.losses import MultiScaleMelLoss
 from sonorant.training.checkpoint import load_checkpoint

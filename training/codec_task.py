@@ -72,9 +72,13 @@ class CodecTask:
             loss = loss + loss_cfg.waveform_weight * waveform
             metrics["waveform"] = float(waveform.detach())
         if adversarial:
+            # The generator's loss must not leave gradients in the discriminator (they would add up
+            # across accumulated micro-batches); it also saves the discriminator's weight gradients.
+            self.discriminator.requires_grad_(False)
             with trainer.autocast():
                 real, fake = self.discriminator(wav), self.discriminator(out.audio)
                 gen, fm = generator_loss(fake.logits), feature_matching_loss(real.features, fake.features)
+            self.discriminator.requires_grad_(True)
             loss = loss + loss_cfg.adversarial_weight * gen + loss_cfg.feature_matching_weight * fm
             metrics.update(generator=float(gen.detach()), feature_matching=float(fm.detach()))
         metrics.update(loss=float(loss.detach()), mel=float(mel.detach()),

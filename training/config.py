@@ -9,6 +9,10 @@ from dataclasses import dataclass
 class TrainConfig:
     max_steps: int = 7000
     batch_size: int = 8
+    accumulate: int = 1  # micro-batches per optimiser step (gradient accumulation)
+    # LM batches: padded frames per micro-batch (0 = batch_size items) and the longest item kept.
+    batch_frames: int = 0
+    max_frames: int = 1500
     segment_seconds: float = 1.0
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)

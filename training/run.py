@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,9 +11,12 @@ import yaml
 
 from ..codec import Codec
 from ..codec.errors import SonorantError
+from ..lm import HierarchicalLM
+from ..tts.frontend import TextFrontend
 from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
-from .recipe import codec_recipe, load_recipe_dict
+from .lm_task import FRONTEND_FILE, LMTask
+from .recipe import codec_recipe, lm_recipe, load_recipe_dict
 from .trainer import Trainer, set_threads
 
 RECIPE_FILE = "recipe.yaml"
@@ -58,12 +62,43 @@ def train_codec(config: str, data: str | Path, out: str | Path, resume: bool = F
     return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
 
 
+def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = False,
+             init_from: str | Path | None = None, max_steps: int | None = None,
+             device: str | None = None, quiet: bool = False) -> TrainResult:
+    out = Path(out)
+    recipe_path = out / RECIPE_FILE
+    if resume and recipe_path.is_file():
+        recipe = lm_recipe(yaml.safe_load(recipe_path.read_text()))
+    else:
+        if (out / LATEST).exists() and not resume:
+            raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        recipe = lm_recipe(load_recipe_dict(config))
+    set_threads(recipe.train.threads)
+    torch.manual_seed(recipe.train.seed)
+    generator = torch.Generator().manual_seed(recipe.train.seed)
+    dev = pick_device(device)
+    task = LMTask(recipe, shards, out, dev, generator, init_from=init_from)
+    # The text vocabulary comes from the data: the run's recipe records the model actually built.
+    recipe = dataclasses.replace(recipe, model=task.config)
+    recipe_path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    trainer = Trainer(task, recipe.train, out, dev, generator, quiet=quiet)
+    resumed = trainer.resume() if resume else False
+    metrics = trainer.fit(max_steps)
+    return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
+
+
 def export_run(run_dir: str | Path, out: str | Path) -> Path:
     """Write the run's latest weights as a release directory (safetensors + config.json)."""
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / LATEST).is_file():
         raise SonorantError(f"{run_dir} is not a training run (needs {RECIPE_FILE} and {LATEST})")
     data = yaml.safe_load((run_dir / RECIPE_FILE).read_text())
+    if data.get("kind") == "lm":
+        lm = HierarchicalLM(lm_recipe(data).model)
+        lm.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["lm"])
+        directory = lm.save_pretrained(out)
+        TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
+        return directory
     if data.get("kind") != "codec":
         raise SonorantError(f"{run_dir}: cannot export a {data.get('kind')!r} run")
     recipe = codec_recipe(data)

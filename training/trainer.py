@@ -37,6 +37,7 @@ class Trainer:
         self.sample_rate = sample_rate
         self.quiet = quiet
         self.step = 0
+        self.micro = 0  # micro-batch index inside the current step (gradient accumulation)
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in task.optimizers().items()
         }
@@ -50,10 +51,15 @@ class Trainer:
         return nullcontext()
 
     def optimize(self, name: str, loss: torch.Tensor) -> float:
-        """Backward `loss`, clip, step optimiser `name` and its schedule; returns the gradient norm."""
+        """Backward `loss`; on the last micro-batch of a step (gradient accumulation), clip and step
+        optimiser `name` and its schedule. Returns the gradient norm (NaN on earlier micro-batches)."""
         optimizer = self.task.optimizers()[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        accumulate = max(1, self.config.accumulate)
+        if self.micro == 0:
+            optimizer.zero_grad(set_to_none=True)
+        (loss / accumulate).backward()
+        if self.micro < accumulate - 1:
+            return float("nan")
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip or float("inf"))
         optimizer.step()
@@ -80,7 +86,10 @@ class Trainer:
             while self.step < end:
                 for module in self.task.modules().values():
                     module.train()
-                metrics = self.task.train_step(self.step, self)
+                for micro in range(max(1, self.config.accumulate)):
+                    self.micro = micro
+                    metrics = self.task.train_step(self.step, self)
+                self.micro = 0
                 self.step += 1
                 if self.step % self.config.log_every == 0 or self.step == end:
                     elapsed = time.perf_counter() - started
