@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
 import torch
 
+from .atomic import atomic_path
 from .audio import load_audio
 from .errors import AudioError, SonorantError
 from .model import Codec
@@ -109,7 +107,7 @@ def write_chunks(chunks: Iterator[torch.Tensor], dst: str | Path, sample_rate: i
     """Write audio chunks to `dst` (at most `num_samples`), atomically: temp file, then rename."""
     dst = check_output_path(dst)
     written = 0
-    with _atomic_path(dst) as tmp:
+    with atomic_path(dst, suffix=dst.suffix) as tmp:
         subtype = "PCM_16" if dst.suffix.lower() in (".wav", ".flac") else None
         with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, subtype=subtype,
                           format=dst.suffix.lstrip(".").upper()) as f:
@@ -120,15 +118,3 @@ def write_chunks(chunks: Iterator[torch.Tensor], dst: str | Path, sample_rate: i
                 f.write(chunk.clamp(-1, 1).numpy())
                 written += chunk.shape[-1]
     return DecodeResult(path=dst, samples=written, sample_rate=sample_rate)
-
-
-@contextmanager
-def _atomic_path(dst: Path) -> Iterator[str]:
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=dst.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -19,6 +19,7 @@ from .streaming import StreamingModule
 from .usage import codebook_usage
 
 KIND = "codec"
+EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Codec(StreamingModule):
     def fingerprint(self) -> str:
         """16 hex digits identifying config and weights: token files name the codec that made them."""
         digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        for name, tensor in sorted(self.state_dict().items()):
+        for name, tensor in sorted(self.release_state().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
@@ -169,8 +170,13 @@ class Codec(StreamingModule):
         return self._streaming_state
 
     # -- release ----------------------------------------------------------------------------
+    def release_state(self) -> dict[str, torch.Tensor]:
+        """The weights a release needs: the state dict without the codebooks' EMA sums, which training
+        keeps next to the codebooks (`embed_avg` = codebook x cluster size) and `from_pretrained` rebuilds."""
+        return {k: v for k, v in self.state_dict().items() if not k.endswith(EMA_SUM)}
+
     def save_pretrained(self, directory: str | Path) -> Path:
-        return save_release(directory, KIND, self.config.to_dict(), self.state_dict())
+        return save_release(directory, KIND, self.config.to_dict(), self.release_state())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> Codec:
@@ -180,6 +186,10 @@ class Codec(StreamingModule):
         except (TypeError, ValueError) as e:
             raise ModelError(f"{directory}: bad codec config ({e})") from None
         model = cls(config)  # built for real: the quantizer holds non-persistent buffers
+        for key in list(tensors):
+            if key.endswith(".embed") and key.removesuffix("embed") + "cluster_size" in tensors:
+                prefix = key.removesuffix("embed")
+                tensors.setdefault(prefix + EMA_SUM, tensors[key] * tensors[prefix + "cluster_size"][..., None])
         try:
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as e:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_path, atomic_write
 from .errors import ModelError
 
 RELEASE_FORMAT_VERSION = 1
@@ -24,8 +23,9 @@ def save_release(directory: str | Path, kind: str, config: dict[str, Any], state
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().cpu().contiguous() for name, t in state.items()}
     meta = {"format_version": RELEASE_FORMAT_VERSION, "kind": kind, **config}
-    _atomic(directory / WEIGHTS, lambda path: save_file(tensors, path, metadata={"kind": kind}))
-    _atomic(directory / CONFIG, lambda path: Path(path).write_text(json.dumps(meta, indent=2) + "\n"))
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(tensors, tmp, metadata={"kind": kind})
+    atomic_write(directory / CONFIG, json.dumps(meta, indent=2) + "\n")
     return directory
 
 
@@ -48,14 +48,3 @@ def load_release(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict
     except Exception as e:  # safetensors raises several types for a damaged file
         raise ModelError(f"{weights_path}: unreadable weights ({e})") from None
     return config, tensors
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

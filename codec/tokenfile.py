@@ -8,9 +8,7 @@ each, frame-major, packed LSB-first. The file size is the bitrate times the dura
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .errors import TokenFileError
 
 MAGIC = b"STOK"
@@ -71,14 +70,7 @@ class TokenFile:
         """Write atomically: on any failure no partial file is left at `path`."""
         path = Path(path)
         data = self.to_bytes()
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "token file") -> TokenFile:

@@ -14,14 +14,13 @@ so data does not depend on the text frontend.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..codec.atomic import atomic_write
 from ..codec.errors import SonorantError
 
 SHARD_FORMAT_VERSION = 1
@@ -78,9 +77,9 @@ class ShardWriter:
         if not self.meta:
             return False
         codes = np.concatenate(self.codes) if self.codes else np.zeros((0, self.num_codebooks), CODE_DTYPE)
-        _atomic_write(self.directory / f"{self.name}.codes", codes.tobytes())
+        atomic_write(self.directory / f"{self.name}.codes", codes.tobytes())
         lines = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.meta)
-        _atomic_write(self.directory / f"{self.name}.jsonl", lines.encode())
+        atomic_write(self.directory / f"{self.name}.jsonl", lines.encode())
         return True
 
 
@@ -94,7 +93,7 @@ def write_index(directory: str | Path, codec: CodecInfo) -> Path:
     directory = Path(directory)
     index = {"format_version": SHARD_FORMAT_VERSION, "codec": asdict(codec)}
     path = directory / INDEX
-    _atomic_write(path, (json.dumps(index, indent=2) + "\n").encode())
+    atomic_write(path, (json.dumps(index, indent=2) + "\n").encode())
     return path
 
 
@@ -179,14 +178,3 @@ def _load_index(path: Path) -> CodecInfo:
         return CodecInfo(**index["codec"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ShardError(f"{path}: not a shard index ({e})") from None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
