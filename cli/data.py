@@ -75,3 +75,22 @@ def encode(
     skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items()) or "none"
     print(f"{out}: rank {rank}/{world}: {result.encoded} items encoded ({result.audio_seconds / 3600:.2f} h, "
           f"{result.frames} frames), {result.already_done} already done; skipped: {skipped}", file=sys.stderr)
+
+
+@app.command()
+def deps(
+    install: bool = typer.Option(False, "--install", help="Install the missing packages with apt-get (root)."),
+) -> None:
+    """The Debian packages `data build` uses, and which are missing (install them with --install)."""
+    from ..data.deps import install as apt_install
+    from ..data.deps import package_status
+
+    status = package_status()
+    for s in status:
+        print(f"{'ok     ' if s.installed else 'missing'} {s.package.name:<14} {s.package.purpose}")
+    missing = [s.package.name for s in status if not s.installed]
+    if missing and install:
+        apt_install(missing)
+    elif missing:
+        print(f"missing: apt-get install {' '.join(missing)}  (or: sonorant data deps --install, as root)",
+              file=sys.stderr)

@@ -63,3 +63,14 @@ def test_build_small_corpus_through_the_cli(tmp_path):
     first = [json.loads(line)["text"] for line in (out / "manifest.jsonl").read_text().splitlines()]
     second = [it.text for it in read_manifest(again.manifest)]
     assert first == second  # deterministic for a seed
+
+
+def test_deps_reports_what_the_builder_uses(capsys):
+    from sonorant.data.deps import package_status
+
+    status = {s.package.name: s.installed for s in package_status()}
+    assert {"espeak-ng", "flite", "fortunes-min"} <= set(status)
+    assert status["espeak-ng"] == (shutil.which("espeak-ng") is not None)
+    assert status["flite"] == (shutil.which("flite") is not None)
+    assert run(["data", "deps"]) == 0
+    assert "espeak-ng" in capsys.readouterr().out
