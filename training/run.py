@@ -38,53 +38,52 @@ def pick_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
+def _run_recipe(config: str, out: Path, resume: bool, build):
+    """The recipe of a run: a resumed run keeps its own recorded recipe; a new one must not overwrite a run."""
+    recipe_path = out / RECIPE_FILE
+    if resume and recipe_path.is_file():
+        return build(yaml.safe_load(recipe_path.read_text()))
+    if (out / LATEST).exists():
+        raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    return build(load_recipe_dict(config))
+
+
+def _fit(task, recipe, out: Path, device: torch.device, generator: torch.Generator, resume: bool,
+         max_steps: int | None, quiet: bool, sample_rate: int = 16000) -> TrainResult:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RECIPE_FILE).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    trainer = Trainer(task, recipe.train, out, device, generator, sample_rate=sample_rate, quiet=quiet)
+    resumed = trainer.resume() if resume else False
+    metrics = trainer.fit(max_steps)
+    return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
+
+
+def _seeded(recipe) -> torch.Generator:
+    set_threads(recipe.train.threads)
+    torch.manual_seed(recipe.train.seed)
+    return torch.Generator().manual_seed(recipe.train.seed)
+
+
 def train_codec(config: str, data: str | Path, out: str | Path, resume: bool = False,
                 init_from: str | Path | None = None, max_steps: int | None = None,
                 device: str | None = None, quiet: bool = False) -> TrainResult:
     out = Path(out)
-    recipe_path = out / RECIPE_FILE
-    if resume and recipe_path.is_file():
-        recipe = codec_recipe(yaml.safe_load(recipe_path.read_text()))  # the run's own recipe wins
-    else:
-        if (out / LATEST).exists() and not resume:
-            raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-        recipe = codec_recipe(load_recipe_dict(config))
-    set_threads(recipe.train.threads)
-    torch.manual_seed(recipe.train.seed)
-    generator = torch.Generator().manual_seed(recipe.train.seed)
-    dev = pick_device(device)
+    recipe = _run_recipe(config, out, resume, codec_recipe)
+    generator, dev = _seeded(recipe), pick_device(device)
     task = CodecTask(recipe, data, dev, generator, init_from=init_from)
-    out.mkdir(parents=True, exist_ok=True)
-    recipe_path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    trainer = Trainer(task, recipe.train, out, dev, generator, sample_rate=recipe.model.sample_rate, quiet=quiet)
-    resumed = trainer.resume() if resume else False
-    metrics = trainer.fit(max_steps)
-    return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
+    return _fit(task, recipe, out, dev, generator, resume, max_steps, quiet, sample_rate=recipe.model.sample_rate)
 
 
 def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = False,
              init_from: str | Path | None = None, max_steps: int | None = None,
              device: str | None = None, quiet: bool = False) -> TrainResult:
     out = Path(out)
-    recipe_path = out / RECIPE_FILE
-    if resume and recipe_path.is_file():
-        recipe = lm_recipe(yaml.safe_load(recipe_path.read_text()))
-    else:
-        if (out / LATEST).exists() and not resume:
-            raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-        recipe = lm_recipe(load_recipe_dict(config))
-    set_threads(recipe.train.threads)
-    torch.manual_seed(recipe.train.seed)
-    generator = torch.Generator().manual_seed(recipe.train.seed)
-    dev = pick_device(device)
+    recipe = _run_recipe(config, out, resume, lm_recipe)
+    generator, dev = _seeded(recipe), pick_device(device)
     task = LMTask(recipe, shards, out, dev, generator, init_from=init_from)
     # The text vocabulary comes from the data: the run's recipe records the model actually built.
     recipe = dataclasses.replace(recipe, model=task.config)
-    recipe_path.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    trainer = Trainer(task, recipe.train, out, dev, generator, quiet=quiet)
-    resumed = trainer.resume() if resume else False
-    metrics = trainer.fit(max_steps)
-    return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
+    return _fit(task, recipe, out, dev, generator, resume, max_steps, quiet)
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:
