@@ -70,3 +70,24 @@ def lm(
     print(bench_table(result))
     if json_out:
         json_out.write_text(json.dumps(to_json(result), indent=2) + "\n")
+
+
+@app.command("lm-local-context")
+def lm_local_context(
+    out: Path = typer.Option(Path("reports/lm-local-context"), "--out", help="Work folder (corpus, runs)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """Train the small words study twice, feeding the local transformer the global state once ("first")
+    or at every codebook ("every"); prints held-out loss, text gap and time of each."""
+    from dataclasses import asdict
+
+    from ..evaluation.lm_study import build_word_shards, train_study
+
+    shards = out / "shards" if (out / "shards" / "index.json").is_file() else build_word_shards(out)
+    runs = [train_study(shards, out / variant, variant, local_context=variant) for variant in ("first", "every")]
+    for run in runs:
+        last = run.valid[-1]
+        print(f"{run.name:>6}: held-out loss {last['loss']:.3f}, text gap {last['text_gap']:.3f} nats/token, "
+              f"{run.seconds:.0f} s for {last['step']} steps")
+    if json_out:
+        json_out.write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
