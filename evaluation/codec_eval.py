@@ -29,10 +29,14 @@ class CodecScore:
     si_sdr: float
     perplexity: list[float]
     used_fraction: list[float]
+    wer: float | None = None  # word error rate (%) of an offline ASR on the reconstructions, with --asr
+    reference_wer: float | None = None  # the same ASR on the original audio: the floor to compare with
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
-                   max_items: int = 50, progress=None) -> list[CodecScore]:
+                   max_items: int = 50, progress=None, asr=None) -> list[CodecScore]:
+    """Score the round trips of a manifest's `split` items at each codebook count; with `asr` (an object
+    with `transcribe(audio16k) -> str`), also the word error rate on items that have a text."""
     manifest = Path(manifest)
     items = [it for it in read_manifest(manifest) if it.split == split][:max_items]
     if not items:
@@ -40,13 +44,18 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     sr = codec.sample_rate
     refs = [load_audio(manifest.parent / it.path, sr)[0] for it in items]
     speech = all(it.domain == "speech" for it in items)
+    transcribed = [(i, it.text) for i, it in enumerate(items) if it.text] if asr is not None else []
+    if transcribed and sr != 16000:
+        raise SonorantError("--asr needs a 16 kHz codec")
+    reference_wer = _wer(asr, [(refs[i], text) for i, text in transcribed]) if transcribed else None
     scores = []
     for k in codebooks:
-        rows, all_codes = [], []
+        rows, all_codes, outputs = [], [], []
         for ref in refs:
             codes = encode_audio(codec, ref[None], k)
             est = torch.cat(list(decode_audio(codec, codes)))[: ref.shape[-1]]
             all_codes.append(codes)
+            outputs.append(est)
             r, e = ref.numpy().astype(np.float64), est.numpy().astype(np.float64)
             rows.append({
                 "pesq_wb": M.pesq_wb(r, e, sr) if speech else None,
@@ -68,20 +77,37 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             stoi=mean("stoi"), mel_distance=mean("mel_distance"), stft_distance=mean("stft_distance"),
             si_sdr=mean("si_sdr"), perplexity=[round(float(p), 1) for p in usage.perplexity],
             used_fraction=[round(float(u), 3) for u in usage.used_fraction],
+            wer=_wer(asr, [(outputs[i], text) for i, text in transcribed]) if transcribed else None,
+            reference_wer=reference_wer,
         ))
     return scores
+
+
+def _wer(asr, pairs: list[tuple[torch.Tensor, str]]) -> float:
+    from .asr import word_errors
+
+    errors = words = 0
+    for audio, text in pairs:
+        e, n = word_errors(text, asr.transcribe(audio.numpy()))
+        errors, words = errors + e, words + n
+    return 100.0 * errors / max(words, 1)
 
 
 def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, "scores": [asdict(s) for s in scores]}, indent=2) + "\n")
-    lines = ["| codebooks | kbps | PESQ-WB | STOI | mel dist | STFT dist | SI-SDR (dB) | mean perplexity |",
-             "|---|---|---|---|---|---|---|---|"]
+    with_wer = any(s.wer is not None for s in scores)
+    lines = ["| codebooks | kbps | PESQ-WB | STOI | mel dist | STFT dist | SI-SDR (dB) | mean perplexity |"
+             + (" WER % |" if with_wer else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if with_wer else "")]
     for s in scores:
         pesq = f"{s.pesq_wb:.2f}" if s.pesq_wb is not None else "-"
         stoi = f"{s.stoi:.3f}" if s.stoi is not None else "-"
         lines.append(f"| {s.codebooks} | {s.kbps:g} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
-                     f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {np.mean(s.perplexity):.0f} |")
+                     f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {np.mean(s.perplexity):.0f} |"
+                     + (f" {s.wer:.1f} |" if with_wer else ""))
+    if with_wer:
+        lines.append(f"\nWER of the same ASR on the original audio: {scores[0].reference_wer:.1f} %")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return out_dir

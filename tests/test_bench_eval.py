@@ -61,3 +61,28 @@ def test_train_summary(corpus, tmp_path, capsys):
     assert run(["train", "summary", tmp_path / "run"]) == 0
     out = capsys.readouterr().out
     assert "valid mel @4" in out and "| 4 |" in out
+
+
+def test_word_errors_normalise_both_sides():
+    from sonorant.evaluation.asr import word_errors
+
+    assert word_errors("Hello, world!", "hello world") == (0, 2)
+    assert word_errors("the cat sat", "the bat sat down") == (2, 3)  # one substitution, one insertion
+    assert word_errors("a well-known fact", "a well known") == (1, 4)  # hyphens split; one deletion
+
+
+def test_eval_codec_reports_asr_word_error_rate(corpus, tiny_codec):
+    import dataclasses
+
+    from sonorant.data.manifest import read_manifest, write_manifest
+    from sonorant.evaluation.codec_eval import evaluate_codec
+
+    class EchoASR:  # a stand-in recogniser: hears the right words only when the audio is loud enough
+        def transcribe(self, audio):
+            return "ok then" if float(np.abs(audio).mean()) > 0.05 else "nothing"
+
+    manifest = corpus / "manifest.jsonl"
+    write_manifest(manifest, [dataclasses.replace(it, text="ok then") for it in read_manifest(manifest)])
+    scores = evaluate_codec(tiny_codec.eval(), manifest, [1, 4], split="valid", asr=EchoASR())
+    assert scores[0].reference_wer == 0.0  # the originals are loud test tones
+    assert all(s.wer is not None and 0.0 <= s.wer <= 100.0 for s in scores)
