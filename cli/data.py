@@ -18,6 +18,8 @@ def build(
     hours: float = typer.Option(1.0, "--hours", min=0.001, max=1000, help="Hours of speech to synthesise."),
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(2, "--workers", min=1),
+    pseudo_speakers: int = typer.Option(0, "--pseudo-speakers", min=0, max=4,
+                                        help="Formant/pitch/tempo-shifted speakers per base voice (sox)."),
 ) -> None:
     """Synthesise a multi-voice English speech corpus with the TTS engines installed (espeak-ng, flite)."""
     from rich.progress import Progress
@@ -26,8 +28,10 @@ def build(
 
     with Progress() as progress:
         bar = progress.add_task("synthesising", total=1.0)
-        result = build_speech_corpus(out, hours, seed, workers, progress=lambda f: progress.update(bar, completed=f))
-    print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h, {result.voices} voices; "
+        result = build_speech_corpus(out, hours, seed, workers, progress=lambda f: progress.update(bar, completed=f),
+                                     pseudo_speakers=pseudo_speakers)
+    print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h, {result.voices} base voices, "
+          f"{result.speakers} speakers; "
           f"sentences from {result.sentence_source}", file=sys.stderr)
 
 

@@ -13,6 +13,7 @@ import soundfile as sf
 from ..codec.errors import SonorantError
 from .engines import Voice, available_voices, synthesize
 from .manifest import Item, write_manifest
+from .pseudo import SHIFTS, VoiceShift, apply_shift
 from .sentences import SOURCE, fortune_sentences
 
 # Whole base voices kept out of training, for held-out (zero-shot) evaluation.
@@ -24,13 +25,21 @@ class BuildResult:
     manifest: Path
     items: int
     hours: float
-    voices: int
+    voices: int  # base voices
     sentence_source: str
+    speakers: int = 0  # base voices and their pseudo-speakers
 
 
 def build_speech_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, workers: int = 2,
-                        progress: Callable[[float], None] | None = None) -> BuildResult:
-    """Synthesise about `hours` of speech, split by voice: held-out voices form the test split."""
+                        progress: Callable[[float], None] | None = None, pseudo_speakers: int = 0) -> BuildResult:
+    """Synthesise about `hours` of speech, split by base voice: held-out voices form the test split.
+
+    With `pseudo_speakers` = n (0..4), every base voice also speaks through n formant/pitch/tempo shifts
+    (`pseudo.SHIFTS`), each a speaker of its own with the base voice as `base_speaker`.
+    """
+    if not 0 <= pseudo_speakers <= len(SHIFTS):
+        raise SonorantError(f"pseudo_speakers must be between 0 and {len(SHIFTS)}")
+    shifts: list[VoiceShift | None] = [None, *SHIFTS[:pseudo_speakers]]
     out = Path(out)
     voices = available_voices()
     if not voices:
@@ -48,19 +57,27 @@ def build_speech_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, work
     for i in range(int(target / 3.0) + len(voices)):
         pool = by_engine[i % len(by_engine)]
         voice = pool[(i // len(by_engine)) % len(pool)]
-        plan.append((i, voice, rng.choice(sentences), rng.randint(130, 200), rng.randint(30, 70)))
+        shift = shifts[(i // (len(by_engine) * len(pool))) % len(shifts)]  # the voice's n-th turn
+        plan.append((i, voice, shift, rng.choice(sentences), rng.randint(130, 200), rng.randint(30, 70)))
     items: list[Item] = []
     total = 0.0
 
-    def render(job: tuple[int, Voice, str, int, int]) -> Item:
-        index, voice, text, rate, pitch = job
+    def render(job: tuple[int, Voice, VoiceShift | None, str, int, int]) -> Item:
+        index, voice, shift, text, rate, pitch = job
         path = out / "wav" / f"{index:06d}.wav"
-        synthesize(voice, text, path, rate_wpm=rate, pitch=pitch)
+        if shift is None:
+            synthesize(voice, text, path, rate_wpm=rate, pitch=pitch)
+        else:
+            raw = out / "wav" / f".{index:06d}.raw.wav"
+            synthesize(voice, text, raw, rate_wpm=rate, pitch=pitch)
+            apply_shift(raw, path, shift, sf.info(str(raw)).samplerate)
+            raw.unlink()
         info = sf.info(str(path))
         split = "test" if voice.id in HELD_OUT_VOICES else ("valid" if index % 50 == 49 else "train")
         return Item(id=f"{index:06d}", path=f"wav/{path.name}", duration=round(info.duration, 4),
                     sample_rate=info.samplerate, domain="speech", split=split, text=text,
-                    language=voice.language, speaker=voice.id, base_speaker=voice.id)
+                    language=voice.language, speaker=voice.id if shift is None else f"{voice.id}#{shift.id}",
+                    base_speaker=voice.id)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for item in pool.map(render, plan):
@@ -73,4 +90,5 @@ def build_speech_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, work
     manifest = out / "manifest.jsonl"
     write_manifest(manifest, items)
     return BuildResult(manifest=manifest, items=len(items), hours=total / 3600.0,
-                       voices=len({i.speaker for i in items}), sentence_source=SOURCE)
+                       voices=len({i.base_speaker for i in items}), sentence_source=SOURCE,
+                       speakers=len({i.speaker for i in items}))

@@ -20,6 +20,7 @@ class Package:
 PACKAGES = (
     Package("espeak-ng", "speech: 7 English accents x 10 voice variants"),
     Package("flite", "speech: voices kal16, awb, rms, slt"),
+    Package("sox", "pseudo-speakers: formant, pitch and tempo shifts of the base voices"),
     Package("fortunes-min", "sentences: the BSD fortune databases (part 1)"),
     Package("fortunes", "sentences: the BSD fortune databases (part 2)"),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -74,3 +75,64 @@ def test_deps_reports_what_the_builder_uses(capsys):
     assert status["flite"] == (shutil.which("flite") is not None)
     assert run(["data", "deps"]) == 0
     assert "espeak-ng" in capsys.readouterr().out
+
+
+def _peak_hz(path) -> float:
+    import numpy as np
+
+    wav, sr = sf.read(str(path))
+    spectrum = np.abs(np.fft.rfft(wav * np.hanning(len(wav))))
+    return float(np.argmax(spectrum) * sr / len(wav))
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox (installed by the test command)")
+def test_voice_shift_moves_pitch_and_sets_tempo(tmp_path):
+    import numpy as np
+
+    from sonorant.data.pseudo import VoiceShift, apply_shift
+
+    t = np.arange(32000) / 16000
+    sf.write(tmp_path / "a.wav", 0.3 * np.sin(2 * np.pi * 200 * t), 16000)
+    apply_shift(tmp_path / "a.wav", tmp_path / "octave.wav", VoiceShift(1.0, 1200, 1.0), 16000)
+    assert abs(_peak_hz(tmp_path / "octave.wav") - 400) < 10
+    assert abs(sf.info(str(tmp_path / "octave.wav")).duration - 2.0) < 0.05
+    # A larger vocal tract (formants down) with the pitch and duration kept: speed, then pitch, then tempo.
+    apply_shift(tmp_path / "a.wav", tmp_path / "formant.wav", VoiceShift(0.9, 0, 1.25), 16000)
+    assert abs(_peak_hz(tmp_path / "formant.wav") - 200) < 10
+    assert abs(sf.info(str(tmp_path / "formant.wav")).duration - 2.0 / 1.25) < 0.05
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox (installed by the test command)")
+def test_build_with_pseudo_speakers(tmp_path):
+    result = build_speech_corpus(tmp_path / "c", hours=0.03, seed=1, pseudo_speakers=2)
+    items = read_manifest(result.manifest)
+    shifted = [it for it in items if "#" in it.speaker]
+    assert shifted and len(shifted) < len(items)
+    for it in items:
+        assert it.speaker.split("#")[0] == it.base_speaker
+        assert (it.split == "test") == (it.base_speaker in HELD_OUT_VOICES)  # whole base voices held out
+    assert result.speakers > result.voices
+    assert not list((tmp_path / "c" / "wav").glob(".*"))  # no intermediate files left
+
+
+def test_pseudo_speakers_are_new_speakers_to_a_speaker_encoder(tmp_path):
+    pytest.importorskip("resemblyzer")
+    from sonorant.data.engines import Voice, synthesize
+    from sonorant.data.pseudo import SHIFTS, apply_shift, speaker_similarity
+
+    voice = Voice("espeak-ng", "en-us+m3")
+    texts = ["The quick brown fox jumps over the lazy dog.", "How much wood would a woodchuck chuck?",
+             "Numbers like 42 and dates like May 5th, 1999 are read aloud."]
+    groups: dict = {voice.id: []}
+    for i, text in enumerate(texts):
+        base = tmp_path / f"{i}.wav"
+        synthesize(voice, text, base)
+        groups[voice.id].append(base)
+        for shift in SHIFTS[:2]:
+            path = tmp_path / f"{i}-{shift.id}.wav"
+            apply_shift(base, path, shift, 16000)
+            groups.setdefault(f"{voice.id}#{shift.id}", []).append(path)
+    check = speaker_similarity(groups, voice.id)
+    assert check.distinct(0.85)
+    off_diagonal = check.cosine[~np.eye(3, dtype=bool)]
+    assert off_diagonal.max() < min(check.within.values())  # less alike than one speaker's own utterances
