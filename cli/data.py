@@ -20,6 +20,7 @@ def build(
     workers: int = typer.Option(2, "--workers", min=1),
     pseudo_speakers: int = typer.Option(0, "--pseudo-speakers", min=0, max=4,
                                         help="Formant/pitch/tempo-shifted speakers per base voice (sox)."),
+    language: list[str] = typer.Option(["en"], "--language", help="en, de or es (repeat; hours are shared)."),
 ) -> None:
     """Synthesise a multi-voice English speech corpus with the TTS engines installed (espeak-ng, flite)."""
     from rich.progress import Progress
@@ -29,7 +30,7 @@ def build(
     with Progress() as progress:
         bar = progress.add_task("synthesising", total=1.0)
         result = build_speech_corpus(out, hours, seed, workers, progress=lambda f: progress.update(bar, completed=f),
-                                     pseudo_speakers=pseudo_speakers)
+                                     pseudo_speakers=pseudo_speakers, languages=tuple(language))
     print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h, {result.voices} base voices, "
           f"{result.speakers} speakers; "
           f"sentences from {result.sentence_source}", file=sys.stderr)

@@ -23,6 +23,8 @@ PACKAGES = (
     Package("sox", "pseudo-speakers: formant, pitch and tempo shifts of the base voices"),
     Package("fortunes-min", "sentences: the BSD fortune databases (part 1)"),
     Package("fortunes", "sentences: the BSD fortune databases (part 2)"),
+    Package("fortunes-de", "sentences in German (--language de)"),
+    Package("fortunes-es", "sentences in Spanish (--language es)"),
 )
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-us-nyc")
+# Other languages: espeak-ng only (flite speaks English).
+ESPEAK_OTHER = {"de": ("de",), "es": ("es", "es-419")}
 ESPEAK_VARIANTS = ("m1", "m3", "m5", "m7", "f1", "f2", "f4", "klatt", "croak", "whisperf")
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")
 
@@ -23,13 +25,14 @@ class Voice:
         return f"{self.engine}:{self.name}"
 
 
-def available_voices() -> list[Voice]:
-    """Every voice of the engines installed on this machine."""
+def available_voices(language: str = "en") -> list[Voice]:
+    """Every voice of the engines installed on this machine that speaks `language`."""
     voices: list[Voice] = []
     if shutil.which("espeak-ng"):
-        voices += [Voice("espeak-ng", f"{accent}+{variant}")
-                   for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
-    if shutil.which("flite"):
+        accents = ESPEAK_ACCENTS if language == "en" else ESPEAK_OTHER.get(language, ())
+        voices += [Voice("espeak-ng", f"{accent}+{variant}", language)
+                   for accent in accents for variant in ESPEAK_VARIANTS]
+    if shutil.which("flite") and language == "en":
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
         voices += [Voice("flite", v) for v in FLITE_VOICES if v in listed.split()]
     return voices

@@ -136,3 +136,18 @@ def test_pseudo_speakers_are_new_speakers_to_a_speaker_encoder(tmp_path):
     assert check.distinct(0.85)
     off_diagonal = check.cosine[~np.eye(3, dtype=bool)]
     assert off_diagonal.max() < min(check.within.values())  # less alike than one speaker's own utterances
+
+
+def test_build_other_languages(tmp_path):
+    from sonorant.data.sentences import fortune_sentences
+
+    if len(fortune_sentences(language="de")) < 100:
+        pytest.skip("needs fortunes-de (installed by the test command)")
+    result = build_speech_corpus(tmp_path / "c", hours=0.012, seed=2, languages=("en", "de"))
+    items = read_manifest(result.manifest)
+    seconds = {lang: sum(it.duration for it in items if it.language == lang) for lang in ("en", "de")}
+    assert min(seconds.values()) > 10  # both languages get their share
+    assert all(it.speaker.startswith("espeak-ng:de") for it in items if it.language == "de")
+    assert any(ch in "äöüß" for it in items if it.language == "de" for ch in it.text) or len(items) < 10
+    assert sorted(p.name for p in (tmp_path / "c" / "wav").iterdir()) == sorted(it.path[4:] for it in items)
+    assert run(["data", "build", "--out", tmp_path / "x", "--hours", "0.01", "--language", "xx"]) == 2
