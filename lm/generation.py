@@ -110,7 +110,7 @@ class Generation:
         every = torch.ones(hidden.shape[0], 1, dtype=torch.bool, device=hidden.device)
         kept = []
         for i in range(k):
-            x = model.local_inputs(hidden, chosen)[:, i:]  # only the new position
+            x = model.local_inputs(hidden, chosen, start=i)  # only the new position
             positions = torch.full((hidden.shape[0], 1), i, device=hidden.device)
             y = model.local_transformer.step(x, positions, every, cache)
             logits = model.local_logits(y, first=i)[:, 0]  # [B', V]

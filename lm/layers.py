@@ -38,12 +38,6 @@ class KVCache:
     def capacity(self) -> int:
         return self.key_valid.shape[1]
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep the batch rows `index` (e.g. drop finished items)."""
-        for layer in self.layers:
-            layer.k, layer.v = layer.k[index], layer.v[index]
-        self.key_valid = self.key_valid[index]
-
 
 def rotary(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
     """Rotate x [B, H, N, D] by its positions [B, N] (RoPE, half-split layout)."""

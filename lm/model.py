@@ -104,16 +104,20 @@ class HierarchicalLM(nn.Module):
                         torch.tensor(bos_at, device=x.device) + shift)
 
     # -- the local (depth) transformer ---------------------------------------------------------
-    def local_inputs(self, hidden: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """hidden [M, C] and a frame's codes [M, K'] (K' < K: the codebooks already chosen) -> the
-        local inputs of positions 0..K' [M, K'+1, C_local]."""
-        x = self.local_context(hidden)[:, None]
-        if codes.shape[1]:
-            k = codes.shape[1]
-            offsets = self.code_offsets[:k]
-            x = torch.cat([x, self.local_embedding(codes.clamp(0, self.config.codebook_size - 1) + offsets)], dim=1)
+    def local_inputs(self, hidden: torch.Tensor, codes: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """hidden [M, C] and a frame's codes [M, K'] (K' < K: the codebooks already chosen) -> the local
+        inputs of positions start..K' [M, K'+1-start, C_local] (generation asks for the newest only)."""
+        parts = []
+        if start == 0:
+            parts.append(self.local_context(hidden)[:, None])
+        # Position p >= 1 is fed the code chosen for codebook p - 1.
+        low, k = max(start, 1) - 1, codes.shape[1]
+        if low < k:
+            previous = codes[:, low:k].clamp(0, self.config.codebook_size - 1) + self.code_offsets[low:k]
+            parts.append(self.local_embedding(previous))
+        x = torch.cat(parts, dim=1)
         if self.config.local_context == "every":
-            x = x + torch.einsum("mc,kcd->mkd", hidden, self.local_context_per_step[: x.shape[1]])
+            x = x + torch.einsum("mc,kcd->mkd", hidden, self.local_context_per_step[start: start + x.shape[1]])
         return x
 
     def local_logits(self, y: torch.Tensor, first: int = 0) -> torch.Tensor:
