@@ -87,13 +87,14 @@ def encode_manifest(manifest: str | Path, codec: Codec, out: str | Path, num_cod
 
 
 def _batches(items: list[Item], batch_seconds: float, long_seconds: float) -> list[list[Item]]:
-    batches, current = [], []
+    batches, current, longest = [], [], 0.0
     for item in items:
-        longest = max([item.duration] + [it.duration for it in current])
-        if current and (item.duration >= long_seconds or longest * (len(current) + 1) > batch_seconds):
+        grown = max(longest, item.duration)
+        if current and (item.duration >= long_seconds or grown * (len(current) + 1) > batch_seconds):
             batches.append(current)
-            current = []
+            current, grown = [], item.duration
         current.append(item)
+        longest = grown
     if current:
         batches.append(current)
     return batches

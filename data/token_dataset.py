@@ -80,7 +80,7 @@ def length_batches(lengths: list[int], max_frames: int, generator: torch.Generat
     batches, current, longest = [], [], 0
     for i in order:
         grown = max(longest, lengths[i])
-        if current and (grown * (len(current) + 1) > max_frames or (max_items and len(current) >= max_items)):
+        if current and _full(grown, len(current), max_frames, max_items):
             batches.append(current)
             current, grown = [], lengths[i]
         current.append(i)
@@ -88,3 +88,25 @@ def length_batches(lengths: list[int], max_frames: int, generator: torch.Generat
     batches.append(current)
     permutation = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[p] for p in permutation]
+
+
+def random_length_batch(order: list[int], lengths: list[int], generator: torch.Generator, max_frames: int = 0,
+                        max_items: int | None = None) -> list[int]:
+    """One batch of neighbours in `order` (positions sorted by length) from a random starting point, as
+    many as fit `max_frames` padded frames (0 = no frame budget) and `max_items`. Drawn with `generator`
+    only, so a resumed training run draws the same batches."""
+    start = int(torch.randint(len(order), (1,), generator=generator))
+    chosen, longest = [], 0
+    for step in range(len(order)):
+        position = order[(start + step) % len(order)]
+        grown = max(longest, lengths[position])
+        if chosen and _full(grown, len(chosen), max_frames, max_items):
+            break
+        chosen.append(position)
+        longest = grown
+    return chosen
+
+
+def _full(longest: int, count: int, max_frames: int, max_items: int | None) -> bool:
+    """Whether a batch of `count` items cannot take one more whose padded length would be `longest`."""
+    return bool((max_frames and longest * (count + 1) > max_frames) or (max_items and count >= max_items))

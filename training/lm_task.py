@@ -11,7 +11,7 @@ from torch import nn
 
 from ..codec.errors import SonorantError
 from ..data.shards import TokenShards
-from ..data.token_dataset import TokenDataset, TokenExample
+from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch
 from ..lm import Conditioning, HierarchicalLM, LMBatch
 from ..tts.captions import caption_encoder
 from ..tts.frontend import TextFrontend, phonemize
@@ -80,7 +80,8 @@ class LMTask:
         self.train_config = t
         self.optimizer = torch.optim.AdamW(self.model.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)
         self.train_data = TokenDataset(train, max_frames=t.max_frames)
-        self.order = sorted(range(len(self.train_data)), key=self.train_data.lengths().__getitem__)
+        self.lengths = self.train_data.lengths()
+        self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
         valid_data = TokenDataset(valid, max_frames=t.max_frames)
         fixed = torch.Generator().manual_seed(1234)
         examples = [valid_data.example(i, fixed) for i in range(min(VALID_ITEMS, len(valid_data)))]
@@ -114,15 +115,8 @@ class LMTask:
         """Items of similar length around a random point of the length order (no padding waste), within
         the frame budget; drawn with the run's generator, so a resumed run draws the same batches."""
         t = self.train_config
-        lengths = self.train_data.lengths()
-        start = int(torch.randint(len(self.order), (1,), generator=self.generator))
-        chosen = []
-        for position in self.order[start:] + self.order[:start]:
-            longest = max([lengths[position]] + [lengths[c] for c in chosen])
-            over_budget = t.batch_frames and longest * (len(chosen) + 1) > t.batch_frames
-            if chosen and (over_budget or (not t.batch_frames and len(chosen) >= t.batch_size)):
-                break
-            chosen.append(position)
+        chosen = random_length_batch(self.order, self.lengths, self.generator, t.batch_frames,
+                                     None if t.batch_frames else t.batch_size)
         return self.collate([self.train_data.example(p, self.generator) for p in chosen]).to(self.device)
 
     # -- the Task protocol ------------------------------------------------------------------------
