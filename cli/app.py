@@ -12,6 +12,8 @@ from . import codec as codec_cli
 from . import data as data_cli
 from . import evaluate as eval_cli
 from . import train as train_cli
+from . import tts as tts_cli
+from . import voice as voice_cli
 
 app = typer.Typer(help="Sonorant: neural codec language models for audio.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -20,6 +22,10 @@ app.add_typer(train_cli.app, name="train")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(eval_cli.app, name="eval")
+app.add_typer(voice_cli.app, name="voice")
+app.command("tts")(tts_cli.speak)
+app.command("generate")(tts_cli.generate)
+app.command("continue")(tts_cli.continue_)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,22 +35,32 @@ class Generation:
     Iterate to receive `Frame`s as they are made (for streaming decode); `run()` collects them.
     With `sampling.cfg_scale` set, an unconditional copy of every item (text and caption dropped,
     prompt kept) runs alongside and the logits are guided.
+
+    `prefix` [B, K, F] (with `prefix_lengths` [B]) forces the first target frames, VALL-E style: the
+    text then covers the prefix's words too, and generation continues the prefix (which is not yielded).
     """
 
     def __init__(self, model: HierarchicalLM, cond: Conditioning, sampling: SamplingConfig | None = None,
-                 keep_logits: bool = False) -> None:
+                 keep_logits: bool = False, prefix: torch.Tensor | None = None,
+                 prefix_lengths: torch.Tensor | None = None) -> None:
         self.model, self.sampling, self.keep_logits = model, sampling or SamplingConfig(), keep_logits
         self.batch_size = cond.batch_size
+        if prefix is not None and prefix_lengths is None:
+            prefix_lengths = torch.full((cond.batch_size,), prefix.shape[-1], dtype=torch.long, device=prefix.device)
+        self.prefix, self.prefix_lengths = prefix, prefix_lengths
         c = model.config
         caps = torch.where(cond.text_lengths > 0, (cond.text_lengths * c.max_frames_per_token).ceil().long(),
                            torch.full_like(cond.text_lengths, c.max_frames)).clamp(max=c.max_frames)
         if self.sampling.max_frames is not None:
-            caps = torch.full_like(caps, self.sampling.max_frames)
+            caps = caps.clamp(max=self.sampling.max_frames)
         self.caps = caps
         self.guided = self.sampling.cfg_scale is not None
         if self.guided:
             cond = _stack(cond, drop_condition(cond, torch.ones(cond.batch_size, dtype=torch.bool,
                                                                  device=cond.text.device)))
+            if self.prefix is not None:
+                self.prefix = torch.cat([self.prefix, self.prefix])
+                self.prefix_lengths = torch.cat([self.prefix_lengths, self.prefix_lengths])
         self.cond = cond
         self.ended = torch.zeros(self.batch_size, dtype=torch.bool, device=cond.text.device)
         self._end = torch.tensor([model.config.end_token], device=cond.text.device)
@@ -71,12 +81,17 @@ class Generation:
     def __iter__(self) -> Iterator[Frame]:
         model, cfg = self.model, self.model.config
         b = self.batch_size
-        seq = model.build_sequence(self.cond, pad_left=True)
+        seq = model.build_sequence(self.cond, self.prefix, self.prefix_lengths, pad_left=True)
         cache = model.new_cache(seq.x.shape[0], seq.x.shape[1] + int(self.caps.max()) + 1)
         hidden = model.global_transformer.step(seq.x, seq.positions, seq.valid, cache)[:, -1]  # [B', C]
         position = seq.positions[:, -1]
         device = hidden.device
         history = torch.full((b, self.sampling.repetition_window), -1, dtype=torch.long, device=device)
+        if self.prefix is not None:  # the forced frames count as recent history for repetition-aware sampling
+            w = self.sampling.repetition_window
+            for i in range(b):
+                recent = self.prefix[i, 0, : int(self.prefix_lengths[i])][-w:] if w else self.prefix[i, 0, :0]
+                history[i, w - recent.shape[-1]:] = recent
         active = torch.ones(b, dtype=torch.bool, device=device)
         self.ended = torch.zeros(b, dtype=torch.bool, device=device)
         segment = model.segment_embedding.weight[SEGMENT_TARGET]

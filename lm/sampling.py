@@ -20,7 +20,7 @@ class SamplingConfig:
     # Classifier-free guidance scale; None = off (no unconditional pass at all).
     cfg_scale: float | None = None
     seed: int | None = None
-    # Frame cap; None = the model's cap relative to text length.
+    # Frame cap (the model also caps relative to text length, whichever is lower).
     max_frames: int | None = None
     # The end decision is not allowed before this many frames.
     min_frames: int = 0

@@ -19,6 +19,7 @@ from .recipe import LMRecipe
 from .trainer import Trainer
 
 FRONTEND_FILE = "frontend.json"
+CODEC_FILE = "codec.json"  # the codec the shards came from: the exported LM only speaks its tokens
 PHONEMES_FILE = "phonemes.json"
 VALID_ITEMS = 16
 DEFAULT_LANGUAGE = "en-us"
@@ -56,6 +57,7 @@ class LMTask:
             raise SonorantError(f"{shards}: shards hold {codec.num_codebooks} x {codec.codebook_size} codes; the "
                                 f"recipe models {m.num_codebooks} x {m.codebook_size}")
         self.num_codebooks = m.num_codebooks
+        (run_dir / CODEC_FILE).write_text(json.dumps(dataclasses.asdict(codec), indent=1) + "\n", encoding="utf-8")
         metas = train.meta + valid.meta
         texts = {(meta.language or DEFAULT_LANGUAGE, meta.text) for meta in metas if meta.text}
         self.ipa = phoneme_cache(texts, run_dir / PHONEMES_FILE)

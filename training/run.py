@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..lm import HierarchicalLM
 from ..tts.frontend import TextFrontend
 from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
-from .lm_task import FRONTEND_FILE, LMTask
+from .lm_task import CODEC_FILE, FRONTEND_FILE, LMTask
 from .recipe import codec_recipe, lm_recipe, load_recipe_dict
 from .trainer import Trainer, set_threads
 
@@ -95,7 +96,9 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
     if data.get("kind") == "lm":
         lm = HierarchicalLM(lm_recipe(data).model)
         lm.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["lm"])
-        directory = lm.save_pretrained(out)
+        codec_file = run_dir / CODEC_FILE
+        extra = {"codec": json.loads(codec_file.read_text())} if codec_file.is_file() else None
+        directory = lm.save_pretrained(out, extra=extra)
         TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
         return directory
     if data.get("kind") != "codec":

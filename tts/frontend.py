@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..codec.errors import SonorantError
+from .normalize import normalize
 
 FRONTEND_FORMAT_VERSION = 1
 PAD, UNK, WORD = "<pad>", "<unk>", "|"
@@ -33,6 +34,16 @@ def clean_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+# Bare codes that espeak only knows with a region (manifests and users often write "en").
+_ESPEAK_DEFAULTS = {"en": "en-us", "pt": "pt-br", "zh": "cmn"}
+
+
+def canonical_language(language: str) -> str:
+    """'en' / 'en_US' / 'EN-us' -> 'en-us': the espeak code used for G2P and for the language tag."""
+    code = language.strip().replace("_", "-").lower()
+    return _ESPEAK_DEFAULTS.get(code, code)
+
+
 @lru_cache(maxsize=16)
 def _backend(language: str):
     import espeakng_loader
@@ -48,10 +59,11 @@ def _backend(language: str):
 
 
 def phonemize(texts: list[str], language: str = "en-us") -> list[str]:
-    """IPA strings, words separated by ' | ' (one espeak call for the whole list: fast)."""
+    """Normalised (`normalize.normalize`) IPA strings, words separated by ' | ' (one espeak call: fast)."""
     from phonemizer.separator import Separator
 
-    cleaned = [clean_text(t) for t in texts]
+    language = canonical_language(language)
+    cleaned = [normalize(clean_text(t), language) for t in texts]
     out = _backend(language).phonemize(cleaned, separator=Separator(phone="", word=f" {WORD} "), strip=True,
                                        njobs=1)
     return [re.sub(r"\s+", " ", s).strip() for s in out]
@@ -82,8 +94,8 @@ class TextFrontend:
     def build(cls, phoneme_strings: list[str], languages: list[str]) -> TextFrontend:
         """A vocabulary covering every symbol of the training texts (in a stable order) plus language tags."""
         seen = sorted({s for ipa in phoneme_strings for s in symbols(ipa)} - set(SPECIALS))
-        tags = [f"<{lang}>" for lang in sorted(set(languages))]
-        return cls(list(SPECIALS) + tags + seen, sorted(set(languages)))
+        languages = sorted({canonical_language(lang) for lang in languages})
+        return cls(list(SPECIALS) + [f"<{lang}>" for lang in languages] + seen, languages)
 
     @property
     def size(self) -> int:
@@ -91,6 +103,7 @@ class TextFrontend:
 
     def ids(self, ipa: str, language: str) -> list[int]:
         """Ids of an IPA string (from `phonemize`), starting with the language tag; unknown symbols -> <unk>."""
+        language = canonical_language(language)
         tag = f"<{language}>"
         if tag not in self._ids:
             raise TextError(f"language {language!r} is not one this model was trained on "

@@ -1,0 +1,200 @@
+"""`sonorant tts`: speak text in the voice of a prompt (to a file, or streamed as raw PCM)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from ..codec.atomic import atomic_path
+from ..codec.audio import write_audio
+from ..codec.errors import SonorantError
+from ..codec.files import check_output_path
+
+MAX_TEXT_CHARS = 100_000  # a book chapter; beyond that it is almost certainly the wrong file
+
+
+@dataclass
+class Job:
+    text: str
+    output: Path
+    voice: str | None = None
+    voice_text: str | None = None
+    lang: str | None = None
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def read_text(text: str) -> str:
+    """The TEXT argument, or stdin for '-'."""
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise SonorantError("the text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise SonorantError(f"the text has {len(text)} characters; split it into files of at most {MAX_TEXT_CHARS}")
+    return text
+
+
+def read_batch(path: Path, out: Path | None) -> list[Job]:
+    """A JSONL file of {text, output, voice?, voice_text?, lang?} (paths relative to the file's folder) or a
+    TXT file with one text per line (written to OUT/0001.wav, ...)."""
+    if not path.is_file():
+        raise SonorantError(f"{path}: no such batch file")
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise SonorantError(f"{path}: the batch file is empty")
+    if path.suffix.lower() != ".jsonl":
+        if out is None or out.suffix:
+            raise SonorantError("a text batch needs -o FOLDER for its outputs (0001.wav, 0002.wav, ...)")
+        out.mkdir(parents=True, exist_ok=True)
+        return [Job(line.strip(), out / f"{i:04d}.wav") for i, line in enumerate(lines, 1)]
+    jobs = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not str(row.get("text", "")).strip() or not row.get("output"):
+                raise ValueError("needs a non-empty 'text' and an 'output'")
+        except ValueError as e:
+            raise SonorantError(f"{path}:{number}: bad batch line ({e})") from None
+
+        def local(p: str | None) -> str | None:
+            return None if p is None else str(p if Path(p).is_absolute() or not Path(p).suffix else path.parent / p)
+
+        jobs.append(Job(row["text"], Path(local(row["output"])), local(row.get("voice")), row.get("voice_text"),
+                        row.get("lang")))
+    for job in jobs:
+        check_output_path(job.output)
+    return jobs
+
+
+def speak(
+    text: str = typer.Argument(None, help="Text to speak, or - to read it from stdin."),
+    out: Path = typer.Option(None, "-o", "--out", help="Audio file to write (.wav or .flac); a folder with --batch."),
+    stream: bool = typer.Option(False, "--stream", help="Write raw 16-bit mono PCM to stdout as it is generated."),
+    voice: str = typer.Option(None, "--voice", help="Voice prompt: an audio file (3-10 s) or a saved voice's name."),
+    voice_text: str = typer.Option(None, "--voice-text", help="Transcript of the voice prompt (best results)."),
+    lang: str = typer.Option("en-us", "--lang", help="espeak language code of the text (en-us, de, es...)."),
+    model: Path = typer.Option(None, "--model", help="Model bundle directory (default: the shipped one)."),
+    seed: int = typer.Option(None, "--seed", help="Sampling seed (same seed, same audio)."),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0),
+    top_k: int = typer.Option(None, "--top-k", min=0),
+    top_p: float = typer.Option(None, "--top-p", min=0.01, max=1.0),
+    cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale (off: 1)."),
+    max_seconds: float = typer.Option(None, "--max-seconds", min=0.5, max=3600.0, help="Cap on the audio length."),
+    batch: Path = typer.Option(None, "--batch", help="JSONL of {text, output, voice?, voice_text?}, or TXT."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or timing on stderr."),
+) -> None:
+    """Speak TEXT in the voice of a prompt: sonorant tts "Hello." --voice me.wav --voice-text "..." -o hello.wav"""
+    from ..tts import Synthesizer
+
+    if batch is None:
+        if text is None:
+            raise SonorantError("give the text to speak (or - for stdin, or --batch FILE)")
+        if stream == (out is not None):
+            raise SonorantError("choose one output: -o FILE or --stream")
+        jobs = [Job(read_text(text), check_output_path(out) if out else Path("-"), voice, voice_text, lang)]
+    else:
+        if text is not None or stream:
+            raise SonorantError("--batch takes its texts from the file; drop TEXT and --stream")
+        jobs = read_batch(batch, out)
+    options = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg,
+                   max_seconds=max_seconds)
+    synth = Synthesizer.from_pretrained(model, device=device)
+    for number, job in enumerate(jobs, 1):
+        prefix = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
+        if stream:
+            _stream(synth, job, lang, options, quiet)
+            continue
+        audio = synth.synthesize(job.text, voice=job.voice or voice, voice_text=job.voice_text or voice_text,
+                                 lang=job.lang or lang, **options)
+        if audio.samples.numel() == 0:
+            raise SonorantError("the model produced no audio for this text")
+        with atomic_path(job.output, suffix=job.output.suffix) as tmp:
+            write_audio(tmp, audio.samples, audio.sample_rate)
+        _report(quiet, prefix + str(job.output), audio.info, audio.seconds)
+
+
+def _stream(synth, job: Job, lang: str, options: dict, quiet: bool) -> None:
+    from ..tts.synthesizer import SynthesisInfo
+
+    _say(quiet, f"streaming raw 16-bit mono PCM at {synth.sample_rate} Hz "
+                f"(play: | aplay -r {synth.sample_rate} -f S16_LE -c 1)")
+    info = SynthesisInfo(mode="none")
+    seconds = 0.0
+    sink = sys.stdout.buffer
+    for chunk in synth.stream(job.text, voice=job.voice, voice_text=job.voice_text, lang=job.lang or lang, info=info,
+                              **options):
+        pcm = (chunk.samples.clamp(-1, 1) * 32767).round().short().numpy().tobytes()
+        sink.write(pcm)
+        sink.flush()
+        seconds += chunk.samples.numel() / chunk.sample_rate
+    _report(quiet, "stdout", info, seconds)
+
+
+def _report(quiet: bool, target: str, info, seconds: float) -> None:
+    for note in info.notes:
+        _say(quiet, f"note: {note}")
+    stopped = sum(info.ended)
+    rtf = info.synthesis_s / max(seconds, 1e-9)
+    first = f", first audio after {info.first_audio_s:.2f} s" if info.first_audio_s is not None else ""
+    _say(quiet, f"{target}: {seconds:.2f} s of speech ({info.mode} mode, {len(info.text_chunks)} text chunk(s), "
+                f"{stopped} ended by the model) in {info.synthesis_s:.2f} s, RTF {rtf:.2f}{first}")
+
+
+def _write(out: Path, audio, quiet: bool, what: str) -> None:
+    if audio.samples.numel() == 0:
+        raise SonorantError("the model produced no audio")
+    with atomic_path(out, suffix=out.suffix) as tmp:
+        write_audio(tmp, audio.samples, audio.sample_rate)
+    _say(quiet, f"{out}: {audio.seconds:.2f} s of {what} in {audio.info.synthesis_s:.2f} s "
+                f"(RTF {audio.real_time_factor:.2f})")
+
+
+def generate(
+    caption: str = typer.Argument(..., help='What to hear, e.g. "slow piano in C minor" or "rain on a roof".'),
+    out: Path = typer.Option(..., "-o", "--out", help="Audio file to write (.wav or .flac)."),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.1, max=600.0),
+    cfg: float = typer.Option(3.0, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale."),
+    model: Path = typer.Option(None, "--model", help="Model bundle with a caption-conditioned LM."),
+    seed: int = typer.Option(None, "--seed"),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0),
+    device: str = typer.Option("cpu", "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Text-to-sound / text-to-music from a caption."""
+    from ..tts import Synthesizer
+    from ..tts.audio_lm import generate_from_caption
+
+    check_output_path(out)
+    audio = generate_from_caption(Synthesizer.from_pretrained(model, device=device), caption, seconds,
+                                  cfg_scale=cfg, seed=seed, temperature=temperature)
+    _write(out, audio, quiet, "generated audio")
+
+
+def continue_(
+    prompt: Path = typer.Argument(..., help="Audio to continue (its last 10 s are the context)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Audio file to write (.wav or .flac)."),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.1, max=600.0, help="Length of the continuation."),
+    only_new: bool = typer.Option(False, "--only-new", help="Write the continuation without the prompt."),
+    model: Path = typer.Option(None, "--model", help="Model bundle directory (default: the shipped one)."),
+    seed: int = typer.Option(None, "--seed"),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0),
+    device: str = typer.Option("cpu", "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Continue any audio: the prompt (as the codec renders it) followed by what the LM makes of it."""
+    from ..tts import Synthesizer
+    from ..tts.audio_lm import continue_audio
+
+    check_output_path(out)
+    audio = continue_audio(Synthesizer.from_pretrained(model, device=device), prompt, seconds,
+                           include_prompt=not only_new, seed=seed, temperature=temperature)
+    _write(out, audio, quiet, "audio")

@@ -1,0 +1,147 @@
+"""The TTS pipeline on a tiny bundle (shipped codec + a small untrained LM): voices, prompts, streaming."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from sonorant.codec.errors import AudioError, ModelError
+from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
+from sonorant.tts import Synthesizer, TextError, VoiceError, list_voices, load_voice, remove_voice, save_voice
+from sonorant.tts.frontend import TextFrontend, phonemize
+from sonorant.tts.prompt import TARGET_LUFS, prepare_prompt
+
+from .conftest import EXAMPLE_WAV, REPO
+
+SENTENCES = ["The quick brown fox jumps over the lazy dog.", "How much is it? Twelve dollars and fifty cents!",
+             "She sells sea shells by the sea shore, doesn't she?", "Zebras vexed the jury; quiz them."]
+
+
+def make_bundle(root: Path, codec_fingerprint: str | None = None) -> Path:
+    """codec/ (the shipped one), tts/ (a tiny random LM + frontend.json), voices/default.wav + .txt."""
+    shutil.copytree(REPO / "pretrained" / "codec", root / "codec")
+    frontend = TextFrontend.build(phonemize(SENTENCES), ["en-us"])
+    torch.manual_seed(0)
+    lm = HierarchicalLM(LMConfig(num_codebooks=4, codebook_size=1024, text_vocab_size=frontend.size, dim=32,
+                                 num_layers=2, num_heads=2, local_dim=16, local_layers=1, local_heads=2,
+                                 codebook_weights=(1.0, 1.0, 1.0, 1.0), max_frames_per_token=0.5))
+    if codec_fingerprint is None:
+        from sonorant.codec.pretrained import load_codec
+        codec_fingerprint = load_codec(root / "codec").fingerprint
+    lm.save_pretrained(root / "tts", extra={"codec": {"fingerprint": codec_fingerprint}})
+    frontend.save(root / "tts" / "frontend.json")
+    (root / "voices").mkdir()
+    shutil.copy(EXAMPLE_WAV, root / "voices" / "default.wav")
+    shutil.copy(EXAMPLE_WAV.with_suffix(".txt"), root / "voices" / "default.txt")
+    return root
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def synth(bundle) -> Synthesizer:
+    return Synthesizer.from_pretrained(bundle)
+
+
+def test_stream_yields_after_a_few_frames_and_equals_synthesize(synth):
+    chunks = list(synth.stream("The quick brown fox.", seed=3, first_frames=2, chunk_frames=5))
+    assert chunks[0].frames == 2  # the first audio left after two LM frames, not after all of them
+    assert len(chunks) > 3 and chunks[-1].frames > 10
+    assert chunks[0].samples.numel() == 2 * synth.codec.hop_length
+    audio = synth.synthesize("The quick brown fox.", seed=3)
+    assert audio.info.first_audio_s is not None and audio.info.first_audio_s <= audio.info.synthesis_s
+    torch.testing.assert_close(torch.cat([c.samples for c in chunks]), audio.samples)
+    assert not torch.equal(synth.synthesize("The quick brown fox.", seed=4).samples, audio.samples)
+
+
+def test_modes_follow_the_transcript(synth):
+    assert synth.synthesize("Hello.", seed=0).info.mode == "transcript"  # the bundle's default voice has a .txt
+    assert synth.synthesize("Hello.", voice=str(EXAMPLE_WAV), seed=0).info.mode == "reference"
+    with_text = synth.synthesize("Hello.", voice=str(EXAMPLE_WAV), voice_text="As he was taken away.", seed=0)
+    assert with_text.info.mode == "transcript"
+
+
+def test_long_text_is_spoken_chunk_by_chunk_with_pauses_and_capped(synth):
+    text = " ".join(SENTENCES)
+    audio = synth.synthesize(text, voice=str(EXAMPLE_WAV), seed=1, max_chunk_chars=60, pause_seconds=0.5)
+    assert len(audio.info.text_chunks) == 4 and all(len(c) <= 60 for c in audio.info.text_chunks)
+    assert len(audio.info.ended) == 4
+    pause = int(0.5 * synth.sample_rate)
+    assert audio.samples.numel() == audio.info.frames * synth.codec.hop_length + 3 * pause
+    capped = synth.synthesize(text, voice=str(EXAMPLE_WAV), seed=1, max_chunk_chars=60, max_seconds=0.5)
+    assert capped.info.frames <= 0.5 * synth.codec.frame_rate
+    assert any("max-seconds" in note for note in capped.info.notes)
+
+
+def test_empty_text_and_bad_voices_are_clear_errors(synth, tmp_path):
+    with pytest.raises(TextError):
+        synth.synthesize("   ")
+    with pytest.raises(AudioError, match="no such file"):
+        synth.synthesize("Hi.", voice=str(tmp_path / "missing.wav"))
+    with pytest.raises(VoiceError, match="no saved voice"):
+        synth.synthesize("Hi.", voice="nobody")
+
+
+def test_generation_prefix_continues_the_teacher_forced_sequence():
+    torch.manual_seed(0)
+    lm = HierarchicalLM(LMConfig(num_codebooks=3, codebook_size=16, text_vocab_size=12, dim=32, num_layers=2,
+                                 num_heads=2, local_dim=16, local_layers=1, local_heads=2,
+                                 codebook_weights=(1.0, 1.0, 1.0))).eval()
+    text = torch.randint(1, 12, (1, 5))
+    prompt, prefix = torch.randint(0, 16, (1, 3, 7)), torch.randint(0, 16, (1, 3, 6))
+    cond = Conditioning(text, torch.tensor([5]), prompt, torch.tensor([7]))
+    first = next(iter(Generation(lm, cond, SamplingConfig(seed=0), keep_logits=True, prefix=prefix)))
+    forced = lm(LMBatch(cond, prefix, torch.tensor([6]))).logits[:, 6, 0]  # prediction after the 6 forced frames
+    torch.testing.assert_close(first.logits[:, 0], forced, atol=1e-4, rtol=1e-4)
+
+
+def test_prompt_is_trimmed_normalised_and_cut_at_a_pause(tmp_path):
+    speech, rate = sf.read(EXAMPLE_WAV, dtype="float32")
+    quiet = np.concatenate([np.zeros(rate), 0.05 * speech, np.zeros(rate)])
+    sf.write(tmp_path / "quiet.wav", np.stack([quiet, quiet], axis=1), rate)  # stereo, padded with silence
+    prepared = prepare_prompt(tmp_path / "quiet.wav", 16000)
+    assert abs(prepared.seconds - len(speech) / rate) < 0.3  # the two seconds of silence are gone
+    assert abs(float(torchaudio.functional.loudness(prepared.audio, 16000)) - TARGET_LUFS) < 1.0
+    long = np.concatenate([speech, np.zeros(rate // 4, dtype=np.float32), speech, speech])
+    sf.write(tmp_path / "long.wav", long, rate)
+    cut = prepare_prompt(tmp_path / "long.wav", 16000)
+    assert 6.0 < cut.seconds <= 10.0 and "cut" in cut.notes[0]
+    sf.write(tmp_path / "short.wav", speech[: rate // 2], rate)
+    with pytest.raises(AudioError, match="at least"):
+        prepare_prompt(tmp_path / "short.wav", 16000)
+
+
+def test_saved_voices_round_trip_without_pickle(synth, tmp_path):
+    voice = synth.resolve_voice(str(EXAMPLE_WAV), "As he was taken away he made a bargain.")
+    folder = save_voice(voice, "king", root=tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["codes.safetensors", "prompt.flac", "voice.json"]
+    loaded = load_voice("king", root=tmp_path)
+    assert torch.equal(loaded.codes, voice.codes) and loaded.phonemes == voice.phonemes
+    assert [v["name"] for v in list_voices(tmp_path)] == ["king"]
+    with pytest.raises(VoiceError, match="exists"):
+        save_voice(voice, "king", root=tmp_path)
+    with pytest.raises(VoiceError, match="voice name"):
+        save_voice(voice, "../evil", root=tmp_path)
+    (folder / "codes.safetensors").write_bytes(b"junk")
+    with pytest.raises(VoiceError, match="damaged"):
+        load_voice("king", root=tmp_path)
+    remove_voice("king", root=tmp_path)
+    assert list_voices(tmp_path) == [] and not list(tmp_path.iterdir())
+
+
+def test_an_lm_of_another_codec_is_refused(tmp_path):
+    make_bundle(tmp_path / "b", codec_fingerprint="0123456789abcdef")
+    with pytest.raises(ModelError, match="trained on tokens of codec 0123456789abcdef"):
+        Synthesizer.from_pretrained(tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "tts" / "config.json").read_text())
+    assert meta["kind"] == "lm"

@@ -1,0 +1,82 @@
+"""The LM without text: continue any audio, or generate sound / music from a caption."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..codec.audio import load_audio
+from ..codec.errors import ModelError, SonorantError
+from ..lm import Conditioning, Generation, SamplingConfig
+from .captions import caption_encoder
+from .synthesizer import Audio, SynthesisInfo, SynthesisOptions, Synthesizer, _options
+
+MAX_CONTEXT_SECONDS = 10.0
+
+
+def _no_text(synth: Synthesizer) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.zeros(1, 1, dtype=torch.long, device=synth.device),
+            torch.zeros(1, dtype=torch.long, device=synth.device))
+
+
+def _sampling(options: SynthesisOptions, frames: int) -> SamplingConfig:
+    # The user asked for this many seconds: the end decision is not taken before them.
+    return SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
+                          cfg_scale=options.cfg_scale, seed=options.seed, max_frames=frames, min_frames=frames)
+
+
+@torch.no_grad()
+def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, include_prompt: bool = True,
+                   options: SynthesisOptions | None = None, **overrides) -> Audio:
+    """`seconds` of audio that continue the file at `path` (its last 10 s are the context); with
+    `include_prompt` the result starts with the prompt as the codec renders it."""
+    start = time.perf_counter()
+    options = _options(options, overrides)
+    if not 0 < seconds <= 600:
+        raise SonorantError("--seconds must be between 0 and 600")
+    wav = load_audio(path, synth.sample_rate)[:, -int(MAX_CONTEXT_SECONDS * synth.sample_rate):]
+    codes = synth.codec.encode(wav[None].to(synth.device), num_codebooks=synth.lm.num_codebooks)  # [1, K, P]
+    if codes.shape[-1] == 0:
+        raise SonorantError(f"{path}: too short to continue (less than one codec frame)")
+    text, lengths = _no_text(synth)
+    cond = Conditioning(text, lengths, prompt=codes, prompt_lengths=torch.tensor([codes.shape[-1]],
+                                                                                  device=synth.device))
+    frames = max(1, round(seconds * synth.codec.frame_rate))
+    generation = Generation(synth.lm, cond, _sampling(options, frames), prefix=codes)
+    info = SynthesisInfo(mode="continuation")
+    with synth.codec.streaming(batch_size=1):
+        head = synth.codec.decode_step(codes)[0, 0].cpu()  # also warms the decoder up on the context
+        chunks = [c.samples for c in synth.render(generation, info, options, start)]
+    samples = torch.cat(([head] if include_prompt else []) + chunks)
+    info.synthesis_s = time.perf_counter() - start
+    return Audio(samples.clamp(-1, 1), synth.sample_rate, info)
+
+
+@torch.no_grad()
+def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0,
+                          options: SynthesisOptions | None = None, **overrides) -> Audio:
+    """Text-to-sound / text-to-music: `seconds` of audio for a caption, with classifier-free guidance
+    (`cfg_scale`, 3 unless given). Needs an LM trained with captions."""
+    start = time.perf_counter()
+    options = _options(options, {"cfg_scale": 3.0, **{k: v for k, v in overrides.items() if v is not None}})
+    config = synth.lm.config
+    if not config.caption_dim:
+        raise ModelError("this model was not trained with captions, so it cannot generate from one; use a model "
+                         "trained on a captioned corpus (caption_dim in its LM config)")
+    if not caption.strip():
+        raise SonorantError("the caption is empty")
+    if not 0 < seconds <= 600:
+        raise SonorantError("--seconds must be between 0 and 600")
+    embedding = caption_encoder(config.caption_encoder).encode([caption]).to(synth.device)  # [1, D]
+    text, lengths = _no_text(synth)
+    cond = Conditioning(text, lengths, caption=embedding, has_caption=torch.ones(1, dtype=torch.bool,
+                                                                                 device=synth.device))
+    frames = max(1, round(seconds * synth.codec.frame_rate))
+    generation = Generation(synth.lm, cond, _sampling(options, frames))
+    info = SynthesisInfo(mode="caption")
+    with synth.codec.streaming(batch_size=1):
+        chunks = [c.samples for c in synth.render(generation, info, options, start)]
+    info.synthesis_s = time.perf_counter() - start
+    return Audio(torch.cat(chunks) if chunks else torch.zeros(0), synth.sample_rate, info)

@@ -1,0 +1,53 @@
+"""Model bundles: the folder `--model DIR` and `pretrained/` point at.
+
+A bundle holds `codec/` (codec release), `tts/` or `lm/` (LM release with its `frontend.json`) and
+`voices/` (`NAME.wav` + `NAME.txt`, `default` among them). A bare LM release directory is accepted
+too; it then runs with the shipped codec, provided it was trained on that codec's tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..codec.errors import ModelError
+from ..codec.pretrained import default_model_dir
+
+LM_FOLDERS = ("tts", "lm")
+
+
+@dataclass(frozen=True)
+class BundlePaths:
+    root: Path
+    lm: Path
+    frontend: Path
+    codec: Path
+    voices: Path | None
+
+
+def _kind(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / "config.json").read_text()).get("kind")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
+    """Find the LM, its frontend, the codec and the voices of a bundle (None = the shipped one)."""
+    root = Path(model) if model is not None else default_model_dir()
+    if not root.is_dir():
+        raise ModelError(f"{root}: no such model folder")
+    lm = next((d for d in (*(root / f for f in LM_FOLDERS), root) if _kind(d) == "lm"), None)
+    if lm is None:
+        where = "the installation has no shipped TTS model yet" if model is None else f"{root} holds no LM"
+        raise ModelError(f"{where} (expected tts/ or lm/ with config.json + model.safetensors + frontend.json); "
+                         "pass --model DIR with a bundle")
+    frontend = next((p for p in (lm / "frontend.json", root / "frontend.json") if p.is_file()), None)
+    if frontend is None:
+        raise ModelError(f"{lm}: no frontend.json (the phoneme vocabulary the LM was trained with)")
+    codec = root / "codec" if _kind(root / "codec") == "codec" else default_model_dir() / "codec"
+    if _kind(codec) != "codec":
+        raise ModelError(f"{root}: no codec/ folder and no shipped codec")
+    voices = root / "voices"
+    return BundlePaths(root, lm, frontend, codec, voices if voices.is_dir() else None)

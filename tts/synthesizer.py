@@ -1,0 +1,266 @@
+"""Zero-shot TTS: text + voice prompt -> speech, in one call or streamed chunk by chunk.
+
+Two ways to use a voice prompt, chosen by whether its transcript is known:
+- `transcript` (VALL-E style): the phonemes of prompt transcript + text, and the prompt's tokens
+  forced as the first target frames; the model continues the prompt's utterance with the new words.
+- `reference`: the prompt's tokens as the speaker reference segment and the text alone (the way
+  the LM is trained: the prompt is another utterance of the same speaker).
+Long text is cut into sentences (`chunking`), spoken in turn in the same voice and joined with pauses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..codec import Codec
+from ..codec.errors import ModelError
+from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
+from .bundle import BundlePaths, resolve_bundle
+from .chunking import chunk_text
+from .frontend import WORD, TextError, TextFrontend, clean_text, phonemize
+from .prompt import prepare_prompt
+from .voices import Voice, load_voice
+
+DEFAULT_VOICE = "default"
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How to sample and stream; the CLI's flags."""
+
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 1.0
+    cfg_scale: float | None = None
+    seed: int | None = None
+    max_seconds: float = 60.0  # of generated audio, all text chunks together
+    pause_seconds: float = 0.2  # silence between text chunks
+    max_chunk_chars: int = 160
+    first_frames: int = 2  # decode and yield as soon as this many frames exist...
+    chunk_frames: int = 8  # ...then every this many
+
+
+@dataclass
+class AudioChunk:
+    samples: torch.Tensor  # [n] float32 in [-1, 1]
+    sample_rate: int
+    frames: int  # LM frames generated when this chunk was decoded (whole stream so far)
+    text_index: int  # which text chunk it belongs to
+
+
+@dataclass
+class SynthesisInfo:
+    mode: str  # "transcript" | "reference" | "none" (no voice prompt)
+    text_chunks: list[str] = field(default_factory=list)
+    frames: int = 0
+    ended: list[bool] = field(default_factory=list)  # per text chunk: the model stopped by itself
+    first_audio_s: float | None = None
+    synthesis_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Audio:
+    samples: torch.Tensor  # [N] float32 in [-1, 1]
+    sample_rate: int
+    info: SynthesisInfo
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[-1] / self.sample_rate
+
+    @property
+    def real_time_factor(self) -> float:
+        """Synthesis time / audio duration (below 1 = faster than real time)."""
+        return self.info.synthesis_s / max(self.seconds, 1e-9)
+
+
+class Synthesizer:
+    def __init__(self, codec: Codec, lm: HierarchicalLM, frontend: TextFrontend, voices: Path | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        if lm.config.codebook_size != codec.codebook_size or lm.num_codebooks > codec.num_codebooks:
+            raise ModelError(f"the LM models {lm.num_codebooks} x {lm.config.codebook_size} codes; the codec has "
+                             f"{codec.num_codebooks} x {codec.codebook_size}")
+        self.device = torch.device(device)
+        self.codec, self.lm, self.frontend = codec.to(self.device).eval(), lm.to(self.device).eval(), frontend
+        self.voices = voices
+        self._voice_cache: dict[str, Voice] = {}
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path | None = None, device: str | torch.device = "cpu") -> Synthesizer:
+        """Load a bundle (None = the shipped default in `pretrained/`)."""
+        paths: BundlePaths = resolve_bundle(model)
+        codec = Codec.from_pretrained(paths.codec, device=device)
+        lm = HierarchicalLM.from_pretrained(paths.lm, device=device)
+        trained_on = _lm_codec(paths.lm)
+        if trained_on and trained_on != codec.fingerprint:
+            raise ModelError(f"{paths.lm}: the LM was trained on tokens of codec {trained_on}, not of the codec in "
+                             f"{paths.codec} ({codec.fingerprint})")
+        return cls(codec, lm, TextFrontend.load(paths.frontend), paths.voices, device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    # -- voices -----------------------------------------------------------------------------------
+    def voice_from_audio(self, path: str | Path, text: str | None = None, language: str = "en-us",
+                         notes: list[str] | None = None) -> Voice:
+        """Clean and encode a prompt file; `text` is its transcript (phonemised once, here)."""
+        prepared = prepare_prompt(path, self.sample_rate)
+        if notes is not None:
+            notes.extend(prepared.notes)
+        return Voice(codes=self._encode(prepared.audio), audio=prepared.audio, sample_rate=self.sample_rate,
+                     codec_fingerprint=self.codec.fingerprint, text=text, phonemes=self._phonemes(text, language),
+                     language=language)
+
+    def resolve_voice(self, voice: str | Path | Voice | None, voice_text: str | None = None,
+                      language: str = "en-us", notes: list[str] | None = None) -> Voice | None:
+        """A Voice from a Voice, an audio file, a saved voice's name, or None (the bundle's default voice)."""
+        if isinstance(voice, Voice):
+            resolved = voice
+        elif voice is None:
+            if self.voices is None or not (self.voices / f"{DEFAULT_VOICE}.wav").is_file():
+                return None
+            resolved = self._bundle_voice(DEFAULT_VOICE)
+        elif Path(voice).suffix or Path(voice).exists():
+            resolved = self.voice_from_audio(voice, voice_text, language, notes)
+        elif self.voices is not None and (self.voices / f"{voice}.wav").is_file():
+            resolved = self._bundle_voice(str(voice))
+        else:
+            resolved = load_voice(str(voice))
+        if resolved.codec_fingerprint != self.codec.fingerprint:  # saved with another codec: encode again
+            resolved = Voice(self._encode(resolved.audio), resolved.audio, resolved.sample_rate, self.codec.fingerprint,
+                             resolved.text, resolved.phonemes, resolved.language, resolved.name)
+        if voice_text is not None and voice_text != resolved.text:
+            resolved = Voice(resolved.codes, resolved.audio, resolved.sample_rate, resolved.codec_fingerprint,
+                             voice_text, self._phonemes(voice_text, language), language, resolved.name)
+        return resolved
+
+    def _bundle_voice(self, name: str) -> Voice:
+        if name not in self._voice_cache:
+            wav, txt = self.voices / f"{name}.wav", self.voices / f"{name}.txt"
+            text = txt.read_text(encoding="utf-8").strip() if txt.is_file() else None
+            voice = self.voice_from_audio(wav, text)
+            voice.name = name
+            self._voice_cache[name] = voice
+        return self._voice_cache[name]
+
+    def _phonemes(self, text: str | None, language: str) -> str | None:
+        if text is None or not clean_text(text):
+            return None
+        return phonemize([text], language)[0]
+
+    @torch.no_grad()
+    def _encode(self, audio: torch.Tensor) -> torch.Tensor:
+        codes = self.codec.encode(audio[None].to(self.device), num_codebooks=self.lm.num_codebooks)
+        return codes[0].cpu()  # [K, P]
+
+    # -- synthesis --------------------------------------------------------------------------------
+    def synthesize(self, text: str, voice: str | Path | Voice | None = None, voice_text: str | None = None,
+                   lang: str = "en-us", options: SynthesisOptions | None = None, **overrides) -> Audio:
+        """Speak `text`; `overrides` are SynthesisOptions fields (seed=, temperature=, top_k=, ...)."""
+        info = SynthesisInfo(mode="none")
+        chunks = [c.samples for c in self.stream(text, voice, voice_text, lang, options, info=info, **overrides)]
+        samples = torch.cat(chunks) if chunks else torch.zeros(0)
+        return Audio(samples, self.sample_rate, info)
+
+    @torch.no_grad()
+    def stream(self, text: str, voice: str | Path | Voice | None = None, voice_text: str | None = None,
+               lang: str = "en-us", options: SynthesisOptions | None = None, info: SynthesisInfo | None = None,
+               **overrides) -> Iterator[AudioChunk]:
+        """Yield audio as frames are generated: the first chunk after `first_frames` LM frames, then every
+        `chunk_frames`. `info` (if given) is filled in as the stream goes."""
+        start = time.perf_counter()
+        options = _options(options, overrides)
+        info = info if info is not None else SynthesisInfo(mode="none")
+        if not clean_text(text):
+            raise TextError("the text is empty")
+        texts = chunk_text(clean_text(text), options.max_chunk_chars)
+        resolved = self.resolve_voice(voice, voice_text, lang, info.notes)
+        info.mode = "none" if resolved is None else ("transcript" if resolved.phonemes else "reference")
+        info.text_chunks = texts
+        rate = self.sample_rate
+        budget = int(options.max_seconds * self.codec.frame_rate)
+        with self.codec.streaming(batch_size=1):
+            for index, piece in enumerate(texts):
+                if budget <= 0:
+                    info.notes.append(f"stopped at --max-seconds {options.max_seconds:g}")
+                    break
+                if index:
+                    yield AudioChunk(torch.zeros(int(options.pause_seconds * rate)), rate, info.frames, index)
+                generation, warmup = self._generation(piece, resolved, lang, options, budget, index)
+                made = info.frames
+                yield from self.render(generation, info, options, start, warmup, index)
+                budget -= info.frames - made
+        info.synthesis_s = time.perf_counter() - start
+
+    def render(self, generation: Generation, info: SynthesisInfo, options: SynthesisOptions, start: float,
+               warmup: torch.Tensor | None = None, index: int = 0) -> Iterator[AudioChunk]:
+        """Decode the frames of item 0 of `generation` as they come (inside `codec.streaming`): the first
+        chunk after `options.first_frames` frames, then every `options.chunk_frames`. `warmup` [1, K, W]
+        frames are decoded first and dropped, so the decoder continues the audio they end."""
+        if warmup is not None:
+            self.codec.decode_step(warmup.to(self.device))
+        pending: list[torch.Tensor] = []
+        for frame in generation:
+            if not bool(frame.valid[0]):
+                break
+            pending.append(frame.codes[0])
+            info.frames += 1
+            due = options.first_frames if info.first_audio_s is None else options.chunk_frames
+            if len(pending) >= due:
+                yield self._decode(pending, info, start, index)
+                pending = []
+        if pending:
+            yield self._decode(pending, info, start, index)
+        info.ended.append(bool(generation.ended[0]))
+
+    def _decode(self, frames: list[torch.Tensor], info: SynthesisInfo, start: float, index: int) -> AudioChunk:
+        codes = torch.stack(frames, dim=-1)[None]  # [1, K, n]
+        audio = self.codec.decode_step(codes)[0, 0].clamp(-1, 1).cpu()
+        if info.first_audio_s is None:
+            info.first_audio_s = time.perf_counter() - start
+        return AudioChunk(audio, self.sample_rate, info.frames, index)
+
+    def _generation(self, piece: str, voice: Voice | None, lang: str, options: SynthesisOptions, budget: int,
+                    index: int) -> tuple[Generation, torch.Tensor | None]:
+        ipa = phonemize([piece], lang)[0]
+        prefix = warmup = None
+        if voice is not None and voice.phonemes:
+            ipa = f"{voice.phonemes} {WORD} {ipa}"
+            prefix = voice.codes[None].to(self.device)  # [1, K, P]
+            warmup = voice.codes[None, :, -WARMUP_FRAMES:]
+        ids = torch.tensor([self.frontend.ids(ipa, lang)], device=self.device)
+        prompt = voice.codes[None].to(self.device) if voice is not None else None
+        cond = Conditioning(text=ids, text_lengths=torch.tensor([ids.shape[1]], device=self.device), prompt=prompt,
+                            prompt_lengths=None if prompt is None else torch.tensor([prompt.shape[-1]],
+                                                                                     device=self.device))
+        seed = None if options.seed is None else options.seed + index
+        sampling = SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
+                                  cfg_scale=options.cfg_scale, seed=seed, max_frames=budget)
+        return Generation(self.lm, cond, sampling, prefix=prefix), warmup
+
+
+WARMUP_FRAMES = 16  # more than the codec decoder's receptive field, in frames
+
+
+def _options(options: SynthesisOptions | None, overrides: dict) -> SynthesisOptions:
+    options = options or SynthesisOptions()
+    unknown = set(overrides) - set(SynthesisOptions.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown synthesis options: {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return SynthesisOptions(**{**options.__dict__, **given})
+
+
+def _lm_codec(lm_dir: Path) -> str | None:
+    try:
+        return json.loads((lm_dir / "config.json").read_text()).get("extra", {}).get("codec", {}).get("fingerprint")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
