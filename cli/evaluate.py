@@ -40,3 +40,52 @@ def codec(
     out = write_codec_report(scores, report, {"model": str(codec_dir(model)), "manifest": str(manifest),
                                               "split": split, "fingerprint": codec_model.fingerprint})
     print((out / "report.md").read_text())
+
+
+@app.command()
+def tts(
+    report: Path = typer.Option(..., "--report", help="Folder for metrics.json, report.md and the generated wavs."),
+    cases: Path = typer.Option(None, "--cases", help="JSONL of {text, voice_wav, voice_text, reference_wav?}."),
+    manifest: Path = typer.Option(None, "--manifest", help="Or: pair each --split item with another utterance of "
+                                                           "its speaker as the prompt."),
+    model: Path = typer.Option(None, "--model", help="Model bundle (default: the shipped one)."),
+    mode: list[str] = typer.Option(["transcript", "reference"], "--mode",
+                                   help="Voice-prompt modes to score (repeatable)."),
+    split: str = typer.Option("test", "--split"),
+    max_cases: int = typer.Option(30, "--max-cases", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper-base WER/CER (the eval extra)."),
+    similarity: bool = typer.Option(True, "--similarity/--no-similarity", help="resemblyzer speaker similarity."),
+) -> None:
+    """WER/CER, speaker similarity to the prompt, stop rate and speed per mode, next to the ground truth."""
+    from rich.progress import Progress
+
+    from ..codec.errors import SonorantError
+    from ..evaluation.tts_eval import MODES, cases_from_manifest, evaluate_tts, read_cases, write_tts_report
+    from ..tts import Synthesizer
+    from ..tts.bundle import resolve_bundle
+
+    if (cases is None) == (manifest is None):
+        raise SonorantError("give either --cases FILE or --manifest FILE")
+    unknown = set(mode) - set(MODES)
+    if unknown:
+        raise SonorantError(f"unknown --mode {', '.join(sorted(unknown))} (choose from {', '.join(MODES)})")
+    chosen = read_cases(cases)[:max_cases] if cases else cases_from_manifest(manifest, split, max_cases, seed)
+    synth = Synthesizer.from_pretrained(model, device=device)
+    recognizer = speaker = None
+    if asr:
+        from ..evaluation.asr import WhisperASR
+
+        recognizer = WhisperASR()
+    if similarity:
+        from ..evaluation.speaker import SpeakerEncoder
+
+        speaker = SpeakerEncoder()
+    with Progress() as progress:
+        bar = progress.add_task("evaluating", total=len(chosen) * (len(mode) + 1))
+        result = evaluate_tts(synth, chosen, tuple(mode), recognizer, speaker, seed,
+                              progress=lambda: progress.advance(bar), keep=report / "wav")
+    out = write_tts_report(result, report, {"model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
+                                            "seed": seed})
+    print((out / "report.md").read_text())

@@ -79,20 +79,17 @@ class SpeakerCheck:
 
 def speaker_similarity(groups: dict[str, list[Path]], base_speaker: str) -> SpeakerCheck:
     """Speaker-encoder (resemblyzer) cosine similarities between the speakers of one base voice."""
-    try:
-        from resemblyzer import VoiceEncoder, preprocess_wav
-    except ImportError:
-        raise SonorantError("the speaker check needs resemblyzer: pip install --no-deps resemblyzer "
-                            "webrtcvad-wheels librosa") from None
     import soundfile as sf
 
-    encoder = VoiceEncoder("cpu", verbose=False)
+    from ..evaluation.speaker import SpeakerEncoder
+
+    encoder = SpeakerEncoder()
     names, centroids, within = sorted(groups), [], {}
     for name in names:
         embeddings = []
         for path in groups[name]:
             wav, sr = sf.read(str(path), dtype="float32")
-            embeddings.append(encoder.embed_utterance(preprocess_wav(wav, source_sr=sr)))
+            embeddings.append(encoder.embed(wav, sr))
         e = np.stack(embeddings)
         centroid = e.mean(axis=0)
         centroids.append(centroid / np.linalg.norm(centroid))

@@ -118,3 +118,24 @@ def test_continue_and_generate(bundle, tmp_path, run):
     no_captions = run(["generate", "rain on a roof", "-o", "g.wav", "--model", str(bundle)], tmp_path)
     assert no_captions.returncode == 2 and "not trained with captions" in no_captions.stderr
     assert not (tmp_path / "g.wav").exists()
+
+
+def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
+    pytest.importorskip("resemblyzer")
+    cases = [{"text": "As he was taken away he made a bargain with the king.", "voice_wav": str(EXAMPLE_WAV),
+              "voice_text": EXAMPLE_WAV.with_suffix(".txt").read_text().strip(), "reference_wav": str(EXAMPLE_WAV),
+              "speaker": "slt"},
+             {"text": "Hello there.", "voice_wav": str(EXAMPLE_WAV), "voice_text": "As he was taken away.",
+              "speaker": "slt"}]
+    (tmp_path / "cases.jsonl").write_text("\n".join(json.dumps(c) for c in cases) + "\n")
+    result = run(["eval", "tts", "--cases", "cases.jsonl", "--model", str(bundle), "--report", "rep", "--no-asr"])
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    systems = {s["system"]: s for s in metrics["scores"]}
+    assert set(systems) == {"transcript", "reference", "ground truth"}
+    assert systems["ground truth"]["similarity"] > 0.99  # the prompt itself
+    assert all(0 <= s["similarity"] < 0.99 for name, s in systems.items() if name != "ground truth")
+    assert systems["transcript"]["cases"] == 2 and len(list((tmp_path / "rep" / "wav").glob("*.wav"))) == 4
+    assert "| ground truth |" in (tmp_path / "rep" / "report.md").read_text()
+    bad = run(["eval", "tts", "--cases", "cases.jsonl", "--manifest", "m.jsonl", "--report", "r2"])
+    assert bad.returncode == 2 and "either" in bad.stderr

@@ -1,0 +1,218 @@
+"""`sonorant eval tts`: intelligibility (Whisper-base WER/CER), speaker similarity to the prompt
+(resemblyzer cosine), how often the model stops by itself, and speed, per voice-prompt mode; with the
+ground-truth recordings scored the same way as the baseline row, as papers report GT WER / SIM.
+
+A case is `{text, voice_wav, voice_text, reference_wav?}`: say `text` in the voice of `voice_wav`
+(whose transcript is `voice_text`); `reference_wav` is a recording of `text` by that speaker.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..codec.audio import load_audio
+from ..codec.errors import SonorantError
+from ..data.manifest import read_manifest
+from .asr import normalize_words, word_errors
+
+MODES = ("transcript", "reference")
+
+
+@dataclass
+class TTSCase:
+    text: str
+    voice_wav: str
+    voice_text: str | None = None
+    reference_wav: str | None = None
+    id: str | None = None
+    speaker: str | None = None  # for the different-speaker baseline of SIM
+
+
+@dataclass
+class TTSScore:
+    system: str  # "transcript" / "reference" mode, or "ground truth"
+    cases: int
+    wer: float  # % over all words
+    cer: float  # % over all characters
+    similarity: float  # mean cosine to the voice prompt
+    stopped: float | None = None  # share of cases the model ended by itself
+    duration_ratio: float | None = None  # generated / reference duration (median)
+    rtf: float | None = None  # synthesis time / audio time (mean)
+    first_audio_s: float | None = None  # streamed first chunk, median
+
+
+def read_cases(path: str | Path) -> list[TTSCase]:
+    """JSONL cases; relative paths are relative to the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SonorantError(f"{path}: no such cases file")
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            case = TTSCase(**{k: row.get(k) for k in TTSCase.__dataclass_fields__})
+            if not case.text or not case.voice_wav:
+                raise ValueError("needs text and voice_wav")
+        except (ValueError, TypeError) as e:
+            raise SonorantError(f"{path}:{number}: bad case ({e})") from None
+        for name in ("voice_wav", "reference_wav"):
+            value = getattr(case, name)
+            if value and not Path(value).is_absolute():
+                setattr(case, name, str(path.parent / value))
+        cases.append(case)
+    return cases
+
+
+def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: int = 30, seed: int = 0,
+                        min_prompt_seconds: float = 3.0) -> list[TTSCase]:
+    """Pair every item of `split` (with a text) with another utterance of its speaker as the voice prompt
+    (at least `min_prompt_seconds` long when the speaker has one); speakers take turns."""
+    manifest = Path(manifest)
+    items = [i for i in read_manifest(manifest) if i.split == split and i.text and i.speaker]
+    by_speaker: dict[str, list] = {}
+    for item in items:
+        by_speaker.setdefault(item.speaker, []).append(item)
+    rng = random.Random(seed)
+    queues = []
+    for speaker in sorted(by_speaker):
+        group = by_speaker[speaker]
+        if len(group) < 2:
+            continue
+        rng.shuffle(group)
+        queues.append(group)
+    cases: list[TTSCase] = []
+    root = manifest.parent
+    while queues and len(cases) < max_cases:
+        for group in list(queues):
+            target = group.pop()
+            prompts = [i for i in by_speaker[target.speaker] if i.id != target.id]
+            long = [i for i in prompts if i.duration >= min_prompt_seconds] or prompts
+            prompt = rng.choice(long)
+            cases.append(TTSCase(target.text, str(root / prompt.path), prompt.text, str(root / target.path), target.id,
+                                 target.speaker))
+            if not group:
+                queues.remove(group)
+            if len(cases) == max_cases:
+                break
+    if not cases:
+        raise SonorantError(f"{manifest}: no {split} items with text and a second utterance of their speaker")
+    return cases
+
+
+def _char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    ref, hyp = " ".join(normalize_words(reference)), " ".join(normalize_words(hypothesis))
+    row = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        diagonal, row[0] = row[0], i
+        for j in range(1, len(hyp) + 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ref[i - 1] != hyp[j - 1]))
+    return row[len(hyp)], len(ref)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.words = self.word_errors = self.chars = self.char_errors = 0
+        self.sims: list[float] = []
+
+    def add(self, text: str, hypothesis: str, similarity: float) -> None:
+        e, n = word_errors(text, hypothesis)
+        ce, cn = _char_errors(text, hypothesis)
+        self.word_errors, self.words = self.word_errors + e, self.words + n
+        self.char_errors, self.chars = self.char_errors + ce, self.chars + cn
+        self.sims.append(similarity)
+
+    def score(self, system: str, **extra) -> TTSScore:
+        return TTSScore(system, len(self.sims), 100.0 * self.word_errors / max(self.words, 1),
+                        100.0 * self.char_errors / max(self.chars, 1), float(np.mean(self.sims)), **extra)
+
+
+def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, asr=None, speaker=None,
+                 seed: int = 0, progress: Callable[[], None] | None = None, keep: Path | None = None) -> dict:
+    """Scores per mode plus the ground truth; `keep` saves every generated wav there."""
+    from ..codec.audio import write_audio
+    from ..tts.synthesizer import SynthesisInfo
+
+    rate = synth.sample_rate
+    prompts = [load_audio(c.voice_wav, rate)[0].numpy() for c in cases]
+    rows: list[dict] = []
+    scores = []
+    for mode in modes:
+        tally, ended, ratios, rtfs, firsts = _Tally(), [], [], [], []
+        for i, case in enumerate(cases):
+            voice_text = case.voice_text if mode == "transcript" else None
+            if mode == "transcript" and not voice_text:
+                raise SonorantError(f"case {case.id or i}: transcript mode needs voice_text")
+            info = SynthesisInfo(mode="none")
+            start = time.perf_counter()
+            chunks = list(synth.stream(case.text, voice=case.voice_wav, voice_text=voice_text, seed=seed + i,
+                                       info=info))
+            elapsed = time.perf_counter() - start
+            audio = np.concatenate([c.samples.numpy() for c in chunks]) if chunks else np.zeros(rate // 10, np.float32)
+            hypothesis = asr.transcribe(audio) if asr else ""
+            similarity = speaker.similarity(audio, prompts[i], rate) if speaker else float("nan")
+            tally.add(case.text, hypothesis, similarity)
+            ended.append(all(info.ended))
+            rtfs.append(elapsed / max(len(audio) / rate, 1e-9))
+            firsts.append(info.first_audio_s or elapsed)
+            if case.reference_wav:
+                reference = load_audio(case.reference_wav, rate)
+                ratios.append(len(audio) / reference.shape[-1])
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                write_audio(keep / f"{mode}-{i:03d}.wav", torch.from_numpy(audio), rate)
+            rows.append({"mode": mode, "case": case.id or i, "text": case.text, "hypothesis": hypothesis,
+                         "similarity": similarity, "ended": ended[-1], "seconds": len(audio) / rate})
+            if progress:
+                progress()
+        scores.append(tally.score(mode, stopped=float(np.mean(ended)),
+                                  duration_ratio=float(np.median(ratios)) if ratios else None,
+                                  rtf=float(np.mean(rtfs)), first_audio_s=float(np.median(firsts))))
+    truth = [c for c in cases if c.reference_wav]
+    if truth:
+        tally = _Tally()
+        for case in truth:
+            reference = load_audio(case.reference_wav, rate)[0].numpy()
+            prompt = prompts[cases.index(case)]
+            tally.add(case.text, asr.transcribe(reference) if asr else "",
+                      speaker.similarity(reference, prompt, rate) if speaker else float("nan"))
+            if progress:
+                progress()
+        scores.append(tally.score("ground truth"))
+    different = _cross_speaker_similarity(cases, prompts, rate, speaker) if speaker else None
+    return {"scores": [asdict(s) for s in scores], "different_speakers_similarity": different, "items": rows}
+
+
+def _cross_speaker_similarity(cases: list[TTSCase], prompts: list[np.ndarray], rate: int, speaker) -> float | None:
+    """Mean cosine between the prompts of cases with different (known) speakers: the level SIM must beat."""
+    embeddings = [speaker.embed(p, rate) for p in prompts]
+    sims = [float(embeddings[i] @ embeddings[j]) for i in range(len(cases)) for j in range(i + 1, len(cases))
+            if cases[i].speaker and cases[j].speaker and cases[i].speaker != cases[j].speaker]
+    return float(np.mean(sims)) if sims else None
+
+
+def write_tts_report(result: dict, out_dir: str | Path, meta: dict) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps({**meta, **result}, indent=2) + "\n")
+    lines = ["| system | cases | WER % | CER % | SIM to prompt | stopped by itself | length / reference | RTF | "
+             "first audio |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in result["scores"]:
+        def f(value, spec):
+            return "-" if value is None else format(value, spec)
+        lines.append(f"| {s['system']} | {s['cases']} | {s['wer']:.1f} | {s['cer']:.1f} | {s['similarity']:.3f} | "
+                     f"{f(s['stopped'], '.0%')} | {f(s['duration_ratio'], '.2f')} | {f(s['rtf'], '.2f')} | "
+                     f"{f(s['first_audio_s'], '.2f')} s |")
+    if result.get("different_speakers_similarity") is not None:
+        lines.append(f"\nSIM between the prompts of different speakers: {result['different_speakers_similarity']:.3f}")
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return out_dir
