@@ -91,3 +91,33 @@ def lm_local_context(
               f"{run.seconds:.0f} s for {last['step']} steps")
     if json_out:
         json_out.write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
+
+
+@app.command()
+def tts(
+    model: str = typer.Option(None, "--model", help="Model bundle (default: the shipped one)."),
+    voice: str = typer.Option(None, "--voice", help="Voice prompt (default: the bundle's default voice)."),
+    voice_text: str = typer.Option(None, "--voice-text"),
+    device: str = typer.Option("cpu", "--device"),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """TTS real-time factor and first-audio latency (streaming) on six Harvard sentences."""
+    import torch
+
+    from ..evaluation.bench_tts import bench_tts
+    from ..tts import Synthesizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    result = bench_tts(Synthesizer.from_pretrained(model, device=device), voice, voice_text, seed)
+    print(f"tts on {result.device} ({result.threads} threads), {result.mode} mode, {result.sentences} sentences, "
+          f"{result.audio_seconds:.1f} s of audio:\n"
+          f"  real-time factor  {result.real_time_factor:.3f} ({result.frames_per_second:.0f} frames/s)\n"
+          f"  first audio       {result.first_audio_median_s * 1000:.0f} ms median, "
+          f"{result.first_audio_max_s * 1000:.0f} ms max (stream)\n"
+          f"  full wait         {result.full_wait_median_s * 1000:.0f} ms median (synthesize; baseline)\n"
+          f"  ended by itself   {result.stopped}/{result.sentences}")
+    if json_out:
+        json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")
