@@ -17,11 +17,14 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def save_release(directory: str | Path, kind: str, config: dict[str, Any], state: dict[str, torch.Tensor]) -> Path:
-    """Write a release directory atomically (files are renamed into place once complete)."""
+def save_release(directory: str | Path, kind: str, config: dict[str, Any], state: dict[str, torch.Tensor],
+                 dtype: torch.dtype | None = None) -> Path:
+    """Write a release directory atomically (files are renamed into place once complete). With `dtype`
+    (float16 halves an LM release) floating tensors are stored in it; loading casts them back."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous() for name, t in state.items()}
+    tensors = {name: (t.to(dtype) if dtype is not None and t.is_floating_point() else t).detach().cpu().contiguous()
+               for name, t in state.items()}
     meta = {"format_version": RELEASE_FORMAT_VERSION, "kind": kind, **config}
     with atomic_path(directory / WEIGHTS) as tmp:
         save_file(tensors, tmp, metadata={"kind": kind})

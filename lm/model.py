@@ -197,9 +197,11 @@ class HierarchicalLM(nn.Module):
         return self.global_transformer.new_cache(batch_size, capacity, self.bos)
 
     # -- release format ------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> Path:
+    def save_pretrained(self, directory: str | Path, extra: dict | None = None,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Release directory; `dtype=torch.float16` stores the weights in half the space (loaded as fp32)."""
         config = {**self.config.to_dict(), **({"extra": extra} if extra else {})}
-        return save_release(directory, "lm", config, self.state_dict())
+        return save_release(directory, "lm", config, self.state_dict(), dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> HierarchicalLM:

@@ -57,6 +57,13 @@ def test_train_resume_export(shards, tmp_path):
     assert lm.config.text_vocab_size >= frontend.size
     assert len(frontend.encode("Number seven!")) > 5
     assert {p.name for p in model_dir.iterdir()} == {"config.json", "model.safetensors", "frontend.json"}
+    assert json.loads((model_dir / "config.json").read_text())["extra"]["codec"]["num_codebooks"] >= 1
+    half = HierarchicalLM.from_pretrained(export_run(run_dir, tmp_path / "lm-half", half=True))
+    size = (model_dir / "model.safetensors").stat().st_size
+    assert (tmp_path / "lm-half" / "model.safetensors").stat().st_size < 0.6 * size
+    for name, value in half.state_dict().items():  # float16 on disk, float32 in memory, within fp16 rounding
+        assert value.dtype == lm.state_dict()[name].dtype
+        torch.testing.assert_close(value, lm.state_dict()[name], atol=1e-3, rtol=1e-3)
 
 
 def test_cli_train_lm_refuses_shards_of_other_sizes(shards, tmp_path):

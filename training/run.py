@@ -87,8 +87,9 @@ def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = Fa
     return _fit(task, recipe, out, dev, generator, resume, max_steps, quiet)
 
 
-def export_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Write the run's latest weights as a release directory (safetensors + config.json)."""
+def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path:
+    """Write the run's latest weights as a release directory (safetensors + config.json); `half` stores an
+    LM's weights as float16 (half the size; computation stays float32)."""
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / LATEST).is_file():
         raise SonorantError(f"{run_dir} is not a training run (needs {RECIPE_FILE} and {LATEST})")
@@ -98,11 +99,13 @@ def export_run(run_dir: str | Path, out: str | Path) -> Path:
         lm.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["lm"])
         codec_file = run_dir / CODEC_FILE
         extra = {"codec": json.loads(codec_file.read_text())} if codec_file.is_file() else None
-        directory = lm.save_pretrained(out, extra=extra)
+        directory = lm.save_pretrained(out, extra=extra, dtype=torch.float16 if half else None)
         TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
         return directory
     if data.get("kind") != "codec":
         raise SonorantError(f"{run_dir}: cannot export a {data.get('kind')!r} run")
+    if half:
+        raise SonorantError("--half is for LM runs (the codec's fingerprint covers its exact weights)")
     recipe = codec_recipe(data)
     codec = Codec(recipe.model)
     codec.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["codec"])
