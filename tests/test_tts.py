@@ -145,3 +145,11 @@ def test_an_lm_of_another_codec_is_refused(tmp_path):
         Synthesizer.from_pretrained(tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "tts" / "config.json").read_text())
     assert meta["kind"] == "lm"
+
+
+def test_a_folder_without_an_lm_is_a_clear_error(tmp_path):
+    shutil.copytree(REPO / "pretrained" / "codec", tmp_path / "codec")
+    with pytest.raises(ModelError, match="holds no LM"):
+        Synthesizer.from_pretrained(tmp_path)
+    with pytest.raises(ModelError, match="no such model folder"):
+        Synthesizer.from_pretrained(tmp_path / "missing")
