@@ -70,3 +70,18 @@ def export(
     from ..training.run import export_run
 
     print(f"exported {export_run(run_dir, out, half)}", file=sys.stderr)
+
+
+@app.command()
+def bundle(
+    lm: Path = typer.Option(..., "--lm", help="LM release directory (train export of an LM run)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Bundle directory to write or update (e.g. pretrained)."),
+    codec: Path = typer.Option(None, "--codec", help="Codec release directory (default: keep the bundle's)."),
+    voice: Path = typer.Option(None, "--voice", help="Default voice prompt (3-10 s of audio)."),
+    voice_text: str = typer.Option(None, "--voice-text", help="Its transcript."),
+) -> None:
+    """Assemble a model bundle: tts/ (LM + phonemes), codec/, voices/default.wav (+ .txt)."""
+    from ..training.bundle import assemble_bundle
+
+    voices = {"default": (voice, voice_text)} if voice else None
+    print(f"bundle written to {assemble_bundle(out, lm, codec, voices)}", file=sys.stderr)

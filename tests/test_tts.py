@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from sonorant.codec.errors import AudioError, ModelError
+from sonorant.codec.errors import AudioError, ModelError, SonorantError
 from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
 from sonorant.tts import Synthesizer, TextError, VoiceError, list_voices, load_voice, remove_voice, save_voice
 from sonorant.tts.frontend import TextFrontend, phonemize
@@ -153,3 +153,17 @@ def test_a_folder_without_an_lm_is_a_clear_error(tmp_path):
         Synthesizer.from_pretrained(tmp_path)
     with pytest.raises(ModelError, match="no such model folder"):
         Synthesizer.from_pretrained(tmp_path / "missing")
+
+
+def test_train_bundle_assembles_a_loadable_bundle_and_refuses_a_foreign_lm(bundle, tmp_path):
+    from sonorant.training.bundle import assemble_bundle
+
+    out = assemble_bundle(tmp_path / "b", bundle / "tts", REPO / "pretrained" / "codec",
+                          {"default": (EXAMPLE_WAV, "As he was taken away.")})
+    assert sorted(p.name for p in (out / "voices").iterdir()) == ["default.txt", "default.wav"]
+    assert Synthesizer.from_pretrained(out).synthesize("Hi.", seed=0).info.mode == "transcript"
+    foreign = make_bundle(tmp_path / "foreign", codec_fingerprint="0123456789abcdef")
+    before = (out / "tts" / "model.safetensors").read_bytes()
+    with pytest.raises(SonorantError, match="trained on tokens of codec 0123456789abcdef"):
+        assemble_bundle(out, foreign / "tts")
+    assert (out / "tts" / "model.safetensors").read_bytes() == before and not list(out.glob(".bundle.*"))

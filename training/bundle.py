@@ -1,0 +1,63 @@
+"""Assemble a model bundle (`--model DIR`, `pretrained/`) from release directories and voice prompts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..codec.audio import write_audio
+from ..codec.errors import SonorantError
+from ..codec.release import CONFIG, WEIGHTS
+
+
+def _copy_release(src: Path, dst: Path, kind: str, extra_files: tuple[str, ...] = ()) -> None:
+    try:
+        found = json.loads((src / CONFIG).read_text()).get("kind")
+    except (OSError, ValueError):
+        found = None
+    if found != kind or not (src / WEIGHTS).is_file():
+        raise SonorantError(f"{src}: not a {kind} release directory (sonorant train export writes one)")
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG, WEIGHTS, *extra_files):
+        if not (src / name).is_file():
+            raise SonorantError(f"{src}: {name} is missing")
+        shutil.copy(src / name, dst / name)
+
+
+def assemble_bundle(out: str | Path, lm: str | Path, codec: str | Path | None = None,
+                    voices: dict[str, tuple[str | Path, str | None]] | None = None) -> Path:
+    """Write `out/tts` (LM + frontend.json), `out/codec` (kept if `codec` is None and it exists) and
+    `out/voices/NAME.wav` + `NAME.txt` (prompts cleaned as `tts` would: trimmed, loudness set, at most 10 s).
+    An LM trained on another codec's tokens is refused before anything is replaced."""
+    from ..codec import Codec
+    from ..tts.prompt import prepare_prompt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".bundle."))
+    try:
+        _copy_release(Path(lm), staging / "tts", "lm", ("frontend.json",))
+        if codec is not None:
+            _copy_release(Path(codec), staging / "codec", "codec")
+        elif not (out / "codec" / CONFIG).is_file():
+            raise SonorantError(f"{out} has no codec/ yet: pass the codec release directory")
+        codec_model = Codec.from_pretrained(staging / "codec" if codec is not None else out / "codec")
+        trained_on = json.loads((staging / "tts" / CONFIG).read_text()).get("extra", {}).get("codec", {})
+        if trained_on.get("fingerprint") not in (None, codec_model.fingerprint):
+            raise SonorantError(f"{lm}: the LM was trained on tokens of codec {trained_on['fingerprint']}, not of "
+                                f"this bundle's codec ({codec_model.fingerprint})")
+        for name, (wav, text) in (voices or {}).items():
+            (staging / "voices").mkdir(exist_ok=True)
+            prepared = prepare_prompt(wav, codec_model.sample_rate)
+            write_audio(staging / "voices" / f"{name}.wav", prepared.audio, prepared.sample_rate)
+            if text:
+                (staging / "voices" / f"{name}.txt").write_text(text.strip() + "\n", encoding="utf-8")
+        for part in ("tts", "codec", "voices"):
+            if (staging / part).exists():
+                shutil.rmtree(out / part, ignore_errors=True)
+                (staging / part).rename(out / part)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
