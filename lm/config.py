@@ -49,6 +49,10 @@ class LMConfig:
     codebook_weights: tuple[float, ...] = (4.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
     # Whether the audio prompt's frames are also trained on (they are real audio of the same voice).
     loss_on_prompt: bool = False
+    # Where the voice prompt sits: "after_text" ([text][PROMPT][prompt][BOS][target], VALL-E's order) or
+    # "before_text" ([PROMPT][prompt][text][BOS][target]: the text right before the audio it describes, at
+    # the same distance from it whatever the prompt's length).
+    prompt_position: str = "after_text"
     # Generation stops at most at this many frames per text token (and at max_frames in any case).
     max_frames_per_token: float = 20.0
     max_frames: int = 1500
@@ -61,6 +65,8 @@ class LMConfig:
                              f"{self.num_codebooks} codebooks")
         if self.dim % self.num_heads or self.local_dim % self.local_heads:
             raise ValueError("dim and local_dim must be multiples of their head counts")
+        if self.prompt_position not in ("after_text", "before_text"):
+            raise ValueError(f"prompt_position must be 'after_text' or 'before_text', not {self.prompt_position!r}")
         if not 0.0 < self.local_frame_fraction <= 1.0:
             raise ValueError("local_frame_fraction must be in (0, 1]")
 

@@ -64,8 +64,9 @@ class HierarchicalLM(nn.Module):
 
     def build_sequence(self, cond: Conditioning, codes: torch.Tensor | None = None,
                        code_lengths: torch.Tensor | None = None, pad_left: bool = False) -> Sequence:
-        """`[text][caption][PROMPT][prompt frames][BOS][target frames]` for every item, padded right (training)
-        or left (generation, so that all items end at the same index)."""
+        """`[text][caption][PROMPT][prompt frames][BOS][target frames]` (or, with `prompt_position:
+        before_text`, `[PROMPT][prompt frames][text][caption][BOS][target frames]`) for every item, padded
+        right (training) or left (generation, so that all items end at the same index)."""
         seg = self.segment_embedding.weight
         text = self.text_embedding(cond.text) + seg[SEGMENT_TEXT]
         caption = None
@@ -77,14 +78,14 @@ class HierarchicalLM(nn.Module):
         marker, bos = self.prompt_marker + seg[SEGMENT_PROMPT], self.bos + seg[SEGMENT_TARGET]
 
         rows, marks, bos_at = [], [], []
+        prompt_first = self.config.prompt_position == "before_text"
         for i in range(cond.batch_size):
-            parts = [text[i, : int(cond.text_lengths[i])]]
+            condition = [text[i, : int(cond.text_lengths[i])]]
             if caption is not None and (cond.has_caption is None or bool(cond.has_caption[i])):
-                parts.append(caption[i, None])
-            marks.append(sum(p.shape[0] for p in parts))
-            parts.append(marker[None])
-            if prompt is not None:
-                parts.append(prompt[i, : int(prompt_len[i])])
+                condition.append(caption[i, None])
+            voice = [marker[None]] + ([prompt[i, : int(prompt_len[i])]] if prompt is not None else [])
+            parts = voice + condition if prompt_first else condition + voice
+            marks.append(0 if prompt_first else sum(p.shape[0] for p in condition))
             bos_at.append(sum(p.shape[0] for p in parts))
             parts.append(bos[None])
             if target is not None:

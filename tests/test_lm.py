@@ -31,10 +31,11 @@ def finite(x: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(torch.isinf(x), 0.0)
 
 
-@pytest.fixture(params=["first", "every"])
+@pytest.fixture(params=[("first", "after_text"), ("every", "after_text"), ("first", "before_text")])
 def model(request) -> HierarchicalLM:
     torch.manual_seed(0)
-    return HierarchicalLM(tiny_config(local_context=request.param)).eval()
+    local_context, prompt_position = request.param
+    return HierarchicalLM(tiny_config(local_context=local_context, prompt_position=prompt_position)).eval()
 
 
 def test_future_frames_and_later_codebooks_do_not_change_past_logits(model):
@@ -184,3 +185,14 @@ def test_bench_lm_compares_against_the_flat_baseline_and_cache():
     assert flat.sequence > config.num_codebooks * 40 > hier.sequence
     assert result.cached_equals_uncached
     assert "KV cache speed-up" in bench_table(result)
+
+
+def test_prompt_position_orders_the_sequence():
+    batch = make_batch()
+    after = HierarchicalLM(tiny_config()).build_sequence(batch.condition)
+    before = HierarchicalLM(tiny_config(prompt_position="before_text")).build_sequence(batch.condition)
+    # item 0: 7 text tokens, PROMPT marker, 5 prompt frames, then BOS in both orders
+    assert after.prompt_mark.tolist() == [7, 4, 0] and before.prompt_mark.tolist() == [0, 0, 0]
+    assert after.bos.tolist() == before.bos.tolist() == [13, 7, 1]
+    with pytest.raises(ValueError, match="prompt_position"):
+        tiny_config(prompt_position="middle")
