@@ -22,7 +22,7 @@ import soundfile
 from ..codec.errors import SonorantError
 from .manifest import DOMAINS, Item, write_manifest
 
-CorpusKind = Literal["libritts", "ljspeech", "vctk", "folder"]
+CorpusKind = Literal["libritts", "ljspeech", "vctk", "folder", "hedgewars"]
 KINDS: tuple[str, ...] = get_args(CorpusKind)
 Domain = Literal["speech", "music", "sound"]  # manifest.DOMAINS as a type, so the CLI can offer the choices
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
@@ -247,6 +247,10 @@ def import_corpus(kind: str, src: str | Path, manifest_path: str | Path, domain:
     manifest_path = Path(manifest_path)
     if kind == "folder":
         result = folder(src, manifest_path.parent, domain=domain)
+    elif kind == "hedgewars":
+        from .hedgewars import import_hedgewars
+
+        result = import_hedgewars(src, manifest_path.parent)
     elif kind in _IMPORTERS:
         if domain != "speech":
             raise CorpusError(f"{kind} is a speech corpus; --domain {domain} applies to folder imports only")

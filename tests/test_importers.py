@@ -233,3 +233,26 @@ def test_cli_missing_folder_exits_2_with_one_line(tmp_path, capsys):
     assert run(["data", "import", "ljspeech", tmp_path / "nowhere", "-o", tmp_path / "m.jsonl"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("sonorant: error:") and "no such folder" in err
+
+
+def test_hedgewars_english_packs_become_held_out_voices_with_joined_prompts(tmp_path):
+    src = tmp_path / "voices"
+    lines = ["Amazing", "Comeonthen", "Enemydown", "Hello", "Illgetyou", "Takecover", "Victory", "Yessir", "Ow1"]
+    for pack in ("British", "Pirate", "Default_es"):
+        (src / pack).mkdir(parents=True)
+        for i, name in enumerate(lines):
+            sf.write(src / pack / f"{name}.ogg", 0.3 * np.sin(np.arange(44100) * (0.02 + 0.002 * i)), 44100)
+    (src / "Pirate" / "Hello.ogg").write_bytes(b"not audio")
+    result = import_corpus("hedgewars", src, tmp_path / "out" / "manifest.jsonl")
+    items = read_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert {i.speaker for i in items} == {"hedgewars:British", "hedgewars:Pirate"}  # Default_es is not English
+    assert all(i.split == "test" and i.language == "en" for i in items)
+    assert result.skipped == {"line without words": 2, "unreadable audio": 1}
+    by_id = {i.id: i for i in items}
+    assert by_id["British/Comeonthen"].text == "Come on then!" and "Pirate/Hello" not in by_id
+    joined = [i for i in items if "joined" in i.id]
+    assert joined and all(4.0 <= i.duration <= 9.0 for i in joined)
+    for item in items:
+        assert (tmp_path / "out" / item.path).is_file()
+    first = [i for i in joined if i.speaker == "hedgewars:British"][0]
+    assert len(first.text.split("!")) - 1 == round((first.duration + 0.25) / 1.25)  # one line per 1 s + gap
