@@ -54,6 +54,7 @@ def tts(
     split: str = typer.Option("test", "--split"),
     max_cases: int = typer.Option(30, "--max-cases", min=1),
     seed: int = typer.Option(0, "--seed"),
+    max_seconds: float = typer.Option(20.0, "--max-seconds", min=1.0, help="Cap on each generated clip."),
     device: str = typer.Option("cpu", "--device"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper-base WER/CER (the eval extra)."),
     similarity: bool = typer.Option(True, "--similarity/--no-similarity", help="resemblyzer speaker similarity."),
@@ -85,7 +86,7 @@ def tts(
     with Progress() as progress:
         bar = progress.add_task("evaluating", total=len(chosen) * (len(mode) + 1))
         result = evaluate_tts(synth, chosen, tuple(mode), recognizer, speaker, seed,
-                              progress=lambda: progress.advance(bar), keep=report / "wav")
+                              progress=lambda: progress.advance(bar), keep=report / "wav", max_seconds=max_seconds)
     out = write_tts_report(result, report, {"model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
-                                            "seed": seed})
+                                            "seed": seed, "max_seconds": max_seconds})
     print((out / "report.md").read_text())

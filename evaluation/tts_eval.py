@@ -137,7 +137,8 @@ class _Tally:
 
 
 def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, asr=None, speaker=None,
-                 seed: int = 0, progress: Callable[[], None] | None = None, keep: Path | None = None) -> dict:
+                 seed: int = 0, progress: Callable[[], None] | None = None, keep: Path | None = None,
+                 max_seconds: float = 20.0) -> dict:
     """Scores per mode plus the ground truth; `keep` saves every generated wav there."""
     from ..codec.audio import write_audio
     from ..tts.synthesizer import SynthesisInfo
@@ -155,7 +156,7 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
             info = SynthesisInfo(mode="none")
             start = time.perf_counter()
             chunks = list(synth.stream(case.text, voice=case.voice_wav, voice_text=voice_text, seed=seed + i,
-                                       info=info))
+                                       info=info, max_seconds=max_seconds))
             elapsed = time.perf_counter() - start
             audio = np.concatenate([c.samples.numpy() for c in chunks]) if chunks else np.zeros(rate // 10, np.float32)
             hypothesis = asr.transcribe(audio) if asr else ""
