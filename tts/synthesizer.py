@@ -42,6 +42,9 @@ class SynthesisOptions:
     max_seconds: float = 60.0  # of generated audio, all text chunks together
     pause_seconds: float = 0.2  # silence between text chunks
     max_chunk_chars: int = 160
+    # The model may not end a chunk before this many frames per phoneme of its new text (speech runs at
+    # about 4-6 frames per phoneme at 50 frames/s): stops a model from ending right after the voice prompt.
+    min_frames_per_phoneme: float = 2.0
     first_frames: int = 2  # decode and yield as soon as this many frames exist...
     chunk_frames: int = 8  # ...then every this many
 
@@ -231,6 +234,7 @@ class Synthesizer:
     def _generation(self, piece: str, voice: Voice | None, lang: str, options: SynthesisOptions, budget: int,
                     index: int) -> tuple[Generation, torch.Tensor | None]:
         ipa = phonemize([piece], lang)[0]
+        min_frames = int(options.min_frames_per_phoneme * len(self.frontend.ids(ipa, lang)))
         prefix = warmup = None
         if voice is not None and voice.phonemes:
             ipa = f"{voice.phonemes} {WORD} {ipa}"
@@ -243,7 +247,8 @@ class Synthesizer:
                                                                                      device=self.device))
         seed = None if options.seed is None else options.seed + index
         sampling = SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                                  cfg_scale=options.cfg_scale, seed=seed, max_frames=budget)
+                                  cfg_scale=options.cfg_scale, seed=seed, max_frames=budget,
+                                  min_frames=min(min_frames, budget))
         return Generation(self.lm, cond, sampling, prefix=prefix), warmup
 
 
