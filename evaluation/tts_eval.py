@@ -74,8 +74,9 @@ def read_cases(path: str | Path) -> list[TTSCase]:
 
 
 def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: int = 30, seed: int = 0,
-                        min_prompt_seconds: float = 3.0) -> list[TTSCase]:
-    """Pair every item of `split` (with a text) with another utterance of its speaker as the voice prompt
+                        min_prompt_seconds: float = 3.0, min_target_seconds: float = 2.0) -> list[TTSCase]:
+    """Pair items of `split` (with a text; at least `min_target_seconds` long where the speaker has such,
+    since ASR is unreliable on one-word clips) with another utterance of their speaker as the voice prompt
     (at least `min_prompt_seconds` long when the speaker has one); speakers take turns."""
     manifest = Path(manifest)
     items = [i for i in read_manifest(manifest) if i.split == split and i.text and i.speaker]
@@ -85,9 +86,9 @@ def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: in
     rng = random.Random(seed)
     queues = []
     for speaker in sorted(by_speaker):
-        group = by_speaker[speaker]
-        if len(group) < 2:
+        if len(by_speaker[speaker]) < 2:
             continue
+        group = [i for i in by_speaker[speaker] if i.duration >= min_target_seconds] or list(by_speaker[speaker])
         rng.shuffle(group)
         queues.append(group)
     cases: list[TTSCase] = []

@@ -21,7 +21,7 @@ from sonorant.data.importers import (
     split_of,
     vctk,
 )
-from sonorant.data.manifest import DOMAINS, Item, read_manifest
+from sonorant.data.manifest import DOMAINS, Item, read_manifest, write_manifest
 
 from .test_cli_codec import run
 
@@ -256,3 +256,19 @@ def test_hedgewars_english_packs_become_held_out_voices_with_joined_prompts(tmp_
         assert (tmp_path / "out" / item.path).is_file()
     first = [i for i in joined if i.speaker == "hedgewars:British"][0]
     assert len(first.text.split("!")) - 1 == round((first.duration + 0.25) / 1.25)  # one line per 1 s + gap
+
+
+def test_tts_cases_pair_each_target_with_another_utterance_of_its_speaker(tmp_path):
+    from sonorant.evaluation.tts_eval import cases_from_manifest
+
+    items = [Item(id=f"{s}{i}", path=f"{s}{i}.wav", duration=d, sample_rate=16000, domain="speech", split="test",
+                  text=f"text {s}{i}", speaker=s) for s in "ab" for i, d in enumerate([1.0, 1.2, 5.0, 6.0])]
+    items.append(Item(id="c0", path="c0.wav", duration=5.0, sample_rate=16000, domain="speech", split="test",
+                      text="alone", speaker="c"))
+    write_manifest(tmp_path / "m.jsonl", items)
+    cases = cases_from_manifest(tmp_path / "m.jsonl", max_cases=10)
+    assert len(cases) == 4 and {c.speaker for c in cases} == {"a", "b"}  # c has no second utterance
+    for case in cases:
+        assert case.voice_wav != case.reference_wav and Path(case.voice_wav).name.startswith(case.speaker)
+        assert case.text.endswith(("2", "3"))  # the long clips are the targets; ASR fails on 1 s lines
+        assert case.voice_text and case.voice_text != case.text
