@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +25,27 @@ def normalize_words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
 
 
+def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
+    """Substitutions + deletions + insertions turning `reference` into `hypothesis` (Levenshtein)."""
+    row = list(range(len(hypothesis) + 1))
+    for i in range(1, len(reference) + 1):
+        diagonal, row[0] = row[0], i
+        for j in range(1, len(hypothesis) + 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1,
+                                           diagonal + (reference[i - 1] != hypothesis[j - 1]))
+    return row[len(hypothesis)]
+
+
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(substitutions + deletions + insertions, reference words) after normalisation."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        diagonal, row[0] = row[0], i
-        for j in range(1, len(hyp) + 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ref[i - 1] != hyp[j - 1]))
-    return row[len(hyp)], len(ref)
+    ref = normalize_words(reference)
+    return edit_distance(ref, normalize_words(hypothesis)), len(ref)
+
+
+def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(character edits, reference characters) of the normalised texts, words joined by one space."""
+    ref = " ".join(normalize_words(reference))
+    return edit_distance(ref, " ".join(normalize_words(hypothesis))), len(ref)
 
 
 def _model_dir() -> Path:

@@ -21,7 +21,7 @@ import torch
 from ..codec.audio import load_audio
 from ..codec.errors import SonorantError
 from ..data.manifest import read_manifest
-from .asr import normalize_words, word_errors
+from .asr import char_errors, word_errors
 
 MODES = ("transcript", "reference")
 
@@ -110,16 +110,6 @@ def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: in
     return cases
 
 
-def _char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    ref, hyp = " ".join(normalize_words(reference)), " ".join(normalize_words(hypothesis))
-    row = list(range(len(hyp) + 1))
-    for i in range(1, len(ref) + 1):
-        diagonal, row[0] = row[0], i
-        for j in range(1, len(hyp) + 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ref[i - 1] != hyp[j - 1]))
-    return row[len(hyp)], len(ref)
-
-
 class _Tally:
     def __init__(self) -> None:
         self.words = self.word_errors = self.chars = self.char_errors = 0
@@ -127,7 +117,7 @@ class _Tally:
 
     def add(self, text: str, hypothesis: str, similarity: float) -> None:
         e, n = word_errors(text, hypothesis)
-        ce, cn = _char_errors(text, hypothesis)
+        ce, cn = char_errors(text, hypothesis)
         self.word_errors, self.words = self.word_errors + e, self.words + n
         self.char_errors, self.chars = self.char_errors + ce, self.chars + cn
         self.sims.append(similarity)
