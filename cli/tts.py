@@ -16,6 +16,15 @@ from ..codec.files import check_output_path
 
 MAX_TEXT_CHARS = 100_000  # a book chapter; beyond that it is almost certainly the wrong file
 
+# Flags shared by tts, generate and continue.
+ModelOpt = typer.Option(None, "--model", help="Model bundle directory (default: the shipped one).")
+SeedOpt = typer.Option(None, "--seed", help="Sampling seed (same seed, same audio).")
+TemperatureOpt = typer.Option(None, "--temperature", min=0.0, max=5.0)
+DeviceOpt = typer.Option("cpu", "--device", help="cpu or cuda.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress or timing on stderr.")
+AudioOutOpt = typer.Option(..., "-o", "--out", help="Audio file to write (.wav or .flac).")
+SecondsOpt = typer.Option(5.0, "--seconds", min=0.1, max=600.0, help="Length of the generated audio.")
+
 
 @dataclass
 class Job:
@@ -81,16 +90,16 @@ def speak(
     voice: str = typer.Option(None, "--voice", help="Voice prompt: an audio file (3-10 s) or a saved voice's name."),
     voice_text: str = typer.Option(None, "--voice-text", help="Transcript of the voice prompt (best results)."),
     lang: str = typer.Option("en-us", "--lang", help="espeak language code of the text (en-us, de, es...)."),
-    model: Path = typer.Option(None, "--model", help="Model bundle directory (default: the shipped one)."),
-    seed: int = typer.Option(None, "--seed", help="Sampling seed (same seed, same audio)."),
-    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0),
+    model: Path = ModelOpt,
+    seed: int = SeedOpt,
+    temperature: float = TemperatureOpt,
     top_k: int = typer.Option(None, "--top-k", min=0),
     top_p: float = typer.Option(None, "--top-p", min=0.01, max=1.0),
     cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale (off: 1)."),
     max_seconds: float = typer.Option(None, "--max-seconds", min=0.5, max=3600.0, help="Cap on the audio length."),
     batch: Path = typer.Option(None, "--batch", help="JSONL of {text, output, voice?, voice_text?}, or TXT."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or timing on stderr."),
+    device: str = DeviceOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Speak TEXT in the voice of a prompt: sonorant tts "Hello." --voice me.wav --voice-text "..." -o hello.wav"""
     from ..tts import Synthesizer
@@ -160,14 +169,14 @@ def _write(out: Path, audio, quiet: bool, what: str) -> None:
 
 def generate(
     caption: str = typer.Argument(..., help='What to hear, e.g. "slow piano in C minor" or "rain on a roof".'),
-    out: Path = typer.Option(..., "-o", "--out", help="Audio file to write (.wav or .flac)."),
-    seconds: float = typer.Option(5.0, "--seconds", min=0.1, max=600.0),
+    out: Path = AudioOutOpt,
+    seconds: float = SecondsOpt,
     cfg: float = typer.Option(3.0, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale."),
     model: Path = typer.Option(None, "--model", help="Model bundle with a caption-conditioned LM."),
-    seed: int = typer.Option(None, "--seed"),
-    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0),
-    device: str = typer.Option("cpu", "--device"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    seed: int = SeedOpt,
+    temperature: float = TemperatureOpt,
+    device: str = DeviceOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Text-to-sound / text-to-music from a caption."""
     from ..tts import Synthesizer
@@ -181,14 +190,14 @@ def generate(
 
 def continue_(
     prompt: Path = typer.Argument(..., help="Audio to continue (its last 10 s are the context)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Audio file to write (.wav or .flac)."),
-    seconds: float = typer.Option(5.0, "--seconds", min=0.1, max=600.0, help="Length of the continuation."),
+    out: Path = AudioOutOpt,
+    seconds: float = SecondsOpt,
     only_new: bool = typer.Option(False, "--only-new", help="Write the continuation without the prompt."),
-    model: Path = typer.Option(None, "--model", help="Model bundle directory (default: the shipped one)."),
-    seed: int = typer.Option(None, "--seed"),
-    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0),
-    device: str = typer.Option("cpu", "--device"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    model: Path = ModelOpt,
+    seed: int = SeedOpt,
+    temperature: float = TemperatureOpt,
+    device: str = DeviceOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Continue any audio: the prompt (as the codec renders it) followed by what the LM makes of it."""
     from ..tts import Synthesizer

@@ -18,7 +18,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -30,7 +30,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

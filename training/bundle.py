@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,14 +9,11 @@ from pathlib import Path
 from ..codec.audio import write_audio
 from ..codec.errors import SonorantError
 from ..codec.release import CONFIG, WEIGHTS
+from ..tts.bundle import lm_codec_fingerprint, release_kind
 
 
 def _copy_release(src: Path, dst: Path, kind: str, extra_files: tuple[str, ...] = ()) -> None:
-    try:
-        found = json.loads((src / CONFIG).read_text()).get("kind")
-    except (OSError, ValueError):
-        found = None
-    if found != kind or not (src / WEIGHTS).is_file():
+    if release_kind(src) != kind or not (src / WEIGHTS).is_file():
         raise SonorantError(f"{src}: not a {kind} release directory (sonorant train export writes one)")
     dst.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG, WEIGHTS, *extra_files):
@@ -44,9 +40,9 @@ def assemble_bundle(out: str | Path, lm: str | Path, codec: str | Path | None = 
         elif not (out / "codec" / CONFIG).is_file():
             raise SonorantError(f"{out} has no codec/ yet: pass the codec release directory")
         codec_model = Codec.from_pretrained(staging / "codec" if codec is not None else out / "codec")
-        trained_on = json.loads((staging / "tts" / CONFIG).read_text()).get("extra", {}).get("codec", {})
-        if trained_on.get("fingerprint") not in (None, codec_model.fingerprint):
-            raise SonorantError(f"{lm}: the LM was trained on tokens of codec {trained_on['fingerprint']}, not of "
+        trained_on = lm_codec_fingerprint(staging / "tts")
+        if trained_on not in (None, codec_model.fingerprint):
+            raise SonorantError(f"{lm}: the LM was trained on tokens of codec {trained_on}, not of "
                                 f"this bundle's codec ({codec_model.fingerprint})")
         for name, (wav, text) in (voices or {}).items():
             (staging / "voices").mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ from ..codec.audio import load_audio
 from ..codec.errors import ModelError, SonorantError
 from ..lm import Conditioning, Generation, SamplingConfig
 from .captions import caption_encoder
-from .synthesizer import Audio, SynthesisInfo, SynthesisOptions, Synthesizer, _options
+from .synthesizer import Audio, SynthesisInfo, SynthesisOptions, Synthesizer, resolve_options
 
 MAX_CONTEXT_SECONDS = 10.0
 
@@ -33,7 +33,7 @@ def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, i
     """`seconds` of audio that continue the file at `path` (its last 10 s are the context); with
     `include_prompt` the result starts with the prompt as the codec renders it."""
     start = time.perf_counter()
-    options = _options(options, overrides)
+    options = resolve_options(options, overrides)
     if not 0 < seconds <= 600:
         raise SonorantError("--seconds must be between 0 and 600")
     wav = load_audio(path, synth.sample_rate)[:, -int(MAX_CONTEXT_SECONDS * synth.sample_rate):]
@@ -60,7 +60,7 @@ def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0
     """Text-to-sound / text-to-music: `seconds` of audio for a caption, with classifier-free guidance
     (`cfg_scale`, 3 unless given). Needs an LM trained with captions."""
     start = time.perf_counter()
-    options = _options(options, {"cfg_scale": 3.0, **{k: v for k, v in overrides.items() if v is not None}})
+    options = resolve_options(options, {"cfg_scale": 3.0, **{k: v for k, v in overrides.items() if v is not None}})
     config = synth.lm.config
     if not config.caption_dim:
         raise ModelError("this model was not trained with captions, so it cannot generate from one; use a model "

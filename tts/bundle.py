@@ -26,11 +26,22 @@ class BundlePaths:
     voices: Path | None
 
 
-def _kind(directory: Path) -> str | None:
+def _config(directory: Path) -> dict:
     try:
-        return json.loads((directory / "config.json").read_text()).get("kind")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None
+        data = json.loads((directory / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def release_kind(directory: str | Path) -> str | None:
+    """The `kind` of a release directory ("lm", "codec", ...), None when it is not one."""
+    return _config(Path(directory)).get("kind")
+
+
+def lm_codec_fingerprint(lm_dir: str | Path) -> str | None:
+    """The fingerprint of the codec whose tokens an LM release was trained on (None if not recorded)."""
+    return (_config(Path(lm_dir)).get("extra") or {}).get("codec", {}).get("fingerprint")
 
 
 def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
@@ -38,7 +49,7 @@ def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
     root = Path(model) if model is not None else default_model_dir()
     if not root.is_dir():
         raise ModelError(f"{root}: no such model folder")
-    lm = next((d for d in (*(root / f for f in LM_FOLDERS), root) if _kind(d) == "lm"), None)
+    lm = next((d for d in (*(root / f for f in LM_FOLDERS), root) if release_kind(d) == "lm"), None)
     if lm is None:
         where = "the installation has no shipped TTS model yet" if model is None else f"{root} holds no LM"
         raise ModelError(f"{where} (expected tts/ or lm/ with config.json + model.safetensors + frontend.json); "
@@ -46,8 +57,8 @@ def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
     frontend = next((p for p in (lm / "frontend.json", root / "frontend.json") if p.is_file()), None)
     if frontend is None:
         raise ModelError(f"{lm}: no frontend.json (the phoneme vocabulary the LM was trained with)")
-    codec = root / "codec" if _kind(root / "codec") == "codec" else default_model_dir() / "codec"
-    if _kind(codec) != "codec":
+    codec = root / "codec" if release_kind(root / "codec") == "codec" else default_model_dir() / "codec"
+    if release_kind(codec) != "codec":
         raise ModelError(f"{root}: no codec/ folder and no shipped codec")
     voices = root / "voices"
     return BundlePaths(root, lm, frontend, codec, voices if voices.is_dir() else None)

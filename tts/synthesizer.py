@@ -10,7 +10,6 @@ Long text is cut into sentences (`chunking`), spoken in turn in the same voice a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import torch
 from ..codec import Codec
 from ..codec.errors import ModelError
 from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
-from .bundle import BundlePaths, resolve_bundle
+from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle
 from .chunking import chunk_text
 from .frontend import WORD, TextError, TextFrontend, clean_text, phonemize
 from .prompt import prepare_prompt
@@ -101,7 +100,7 @@ class Synthesizer:
         paths: BundlePaths = resolve_bundle(model)
         codec = Codec.from_pretrained(paths.codec, device=device)
         lm = HierarchicalLM.from_pretrained(paths.lm, device=device)
-        trained_on = _lm_codec(paths.lm)
+        trained_on = lm_codec_fingerprint(paths.lm)
         if trained_on and trained_on != codec.fingerprint:
             raise ModelError(f"{paths.lm}: the LM was trained on tokens of codec {trained_on}, not of the codec in "
                              f"{paths.codec} ({codec.fingerprint})")
@@ -180,7 +179,7 @@ class Synthesizer:
         """Yield audio as frames are generated: the first chunk after `first_frames` LM frames, then every
         `chunk_frames`. `info` (if given) is filled in as the stream goes."""
         start = time.perf_counter()
-        options = _options(options, overrides)
+        options = resolve_options(options, overrides)
         info = info if info is not None else SynthesisInfo(mode="none")
         if not clean_text(text):
             raise TextError("the text is empty")
@@ -255,7 +254,7 @@ class Synthesizer:
 WARMUP_FRAMES = 16  # more than the codec decoder's receptive field, in frames
 
 
-def _options(options: SynthesisOptions | None, overrides: dict) -> SynthesisOptions:
+def resolve_options(options: SynthesisOptions | None, overrides: dict) -> SynthesisOptions:
     options = options or SynthesisOptions()
     unknown = set(overrides) - set(SynthesisOptions.__dataclass_fields__)
     if unknown:
@@ -263,9 +262,3 @@ def _options(options: SynthesisOptions | None, overrides: dict) -> SynthesisOpti
     given = {k: v for k, v in overrides.items() if v is not None}
     return SynthesisOptions(**{**options.__dict__, **given})
 
-
-def _lm_codec(lm_dir: Path) -> str | None:
-    try:
-        return json.loads((lm_dir / "config.json").read_text()).get("extra", {}).get("codec", {}).get("fingerprint")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return None

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..codec.atomic import current_umask
 from ..codec.audio import load_audio, write_audio
 from ..codec.errors import SonorantError
 
@@ -78,7 +79,7 @@ def save_voice(voice: Voice, name: str, root: Path | None = None, overwrite: boo
         (tmp / "voice.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         save_file({"codes": voice.codes.to(torch.int32).contiguous()}, str(tmp / "codes.safetensors"))
         write_audio(tmp / "prompt.flac", voice.audio, voice.sample_rate)
-        tmp.chmod(0o777 & ~_umask())
+        tmp.chmod(0o777 & ~current_umask())
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -129,8 +130,3 @@ def remove_voice(name: str, root: Path | None = None) -> Path:
     shutil.rmtree(folder)
     return folder
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
