@@ -18,15 +18,16 @@ def codec(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from released codec weights (fine-tuning)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (under torchrun: one GPU per process)."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the training forward."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train the codec (multi-scale mel + commitment, optional adversarial losses)."""
     from ..training.run import train_codec
 
     result = train_codec(config, data, out, resume=resume, init_from=init_from, max_steps=max_steps,
-                         device=device, quiet=quiet)
-    if not quiet:
+                         device=device, quiet=quiet, compile=compile)
+    if not quiet and result.rank == 0:
         summary = " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {summary}", file=sys.stderr)
 
@@ -39,15 +40,17 @@ def lm(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from released LM weights (fine-tuning)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (under torchrun: one GPU per process)."),
+    strategy: str = typer.Option(None, "--strategy", help="Under torchrun: ddp or fsdp (default: the recipe's)."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the training forward."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train the hierarchical codec LM on token shards (text phonemised once and cached in the run)."""
     from ..training.run import train_lm
 
     result = train_lm(config, shards, out, resume=resume, init_from=init_from, max_steps=max_steps,
-                      device=device, quiet=quiet)
-    if not quiet:
+                      device=device, quiet=quiet, strategy=strategy, compile=compile)
+    if not quiet and result.rank == 0:
         shown = " ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:6])
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {shown}", file=sys.stderr)
 

@@ -45,6 +45,29 @@ def load_audio(path: str | Path, sample_rate: int, allow_silent: bool = False) -
     return resample(wav, rate, sample_rate)
 
 
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """The header of an audio file (rate, frames, channels); AudioError for missing, unreadable or empty files."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:
+        raise AudioError(f"{path}: not a readable audio file ({str(e).strip().splitlines()[0]})") from None
+    if info.frames <= 0:
+        raise AudioError(f"{path}: the file holds no samples")
+    return info
+
+
+def read_span(path: str | Path, start: int, frames: int) -> tuple[np.ndarray, int]:
+    """Samples start..start+frames of `path` (native rate, mixed to mono) and that rate."""
+    try:
+        data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"{path}: not a readable audio file ({str(e).strip().splitlines()[0]})") from None
+    return data.mean(axis=1), rate
+
+
 def resample(wav: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
     if from_rate == to_rate:
         return wav

@@ -88,11 +88,13 @@ class Codec(StreamingModule):
         return digest.hexdigest()[:16]
 
     # -- training ---------------------------------------------------------------------------
-    def forward(self, wav: torch.Tensor, num_codebooks: int | None = None) -> CodecOutput:
-        """Reconstruct wav [B, 1, N]; in training mode with quantizer dropout."""
+    def forward(self, wav: torch.Tensor, num_codebooks: int | None = None,
+                levels: torch.Tensor | None = None) -> CodecOutput:
+        """Reconstruct wav [B, 1, N]; in training mode with quantizer dropout (`levels` [B]: its choices, see
+        `ResidualQuantizer.dropout_levels`; drawn inside by default)."""
         length = wav.shape[-1]
         latent = self.encoder(self._pad_to_hop(wav))
-        q = self.quantizer(latent, num_codebooks)
+        q = self.quantizer(latent, num_codebooks, levels)
         audio = self.decoder(q.quantized)[..., :length]
         usage = codebook_usage(q.codes.detach(), self.codebook_size)
         metrics = {f"perplexity/{i}": float(p) for i, p in enumerate(usage.perplexity)}

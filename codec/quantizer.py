@@ -57,6 +57,10 @@ class ResidualQuantizer(nn.Module):
                 commitment_weight=config.commitment_weight,
                 rotation_trick=config.rotation_trick,
                 channel_last=True,
+                # Under torch.distributed (the codec built after the process group is joined), the EMA
+                # statistics, k-means init and dead-code samples are reduced across ranks, so every
+                # rank keeps identical codebooks; one process: no communication.
+                sync_codebook=torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1,
             )
             for _ in range(config.num_codebooks)
         )
@@ -71,17 +75,25 @@ class ResidualQuantizer(nn.Module):
             raise ValueError(f"num_codebooks must be in 1..{self.num_codebooks}, got {k}")
         return k
 
-    def forward(self, latent: torch.Tensor, num_codebooks: int | None = None) -> QuantizerOutput:
+    def forward(self, latent: torch.Tensor, num_codebooks: int | None = None,
+                levels: torch.Tensor | None = None) -> QuantizerOutput:
         """Quantize latent [B, D, T] with the first `num_codebooks` levels (all by default).
 
         In training mode, quantizer dropout additionally keeps, for a random share of the items,
         only the first n ~ U{1..k} levels of the output (the codes of every level are still returned).
+        `levels` [B] gives those choices (`dropout_levels`, drawn by the data pipeline, so they do not
+        depend on how a batch is split across processes); by default they are drawn here.
         """
         k = self._check(num_codebooks)
         x = rearrange(latent, "b d t -> b t d")
         residual = x
         quantized = torch.zeros_like(x)
-        keep = self._dropout_levels(x.shape[0], k, x.device)  # [B] levels kept per item
+        if not self.training:
+            keep = torch.full((x.shape[0],), k, device=x.device)
+        elif levels is not None:
+            keep = levels.to(x.device).clamp(max=k)
+        else:
+            keep = self.dropout_levels(x.shape[0], k).to(x.device)  # [B] levels kept per item
         codes, losses = [], []
         for i, level in enumerate(self.levels[:k]):
             q, idx, loss = level(residual)
@@ -96,11 +108,14 @@ class ResidualQuantizer(nn.Module):
             commitment_loss=torch.stack(losses).sum(),
         )
 
-    def _dropout_levels(self, batch: int, k: int, device: torch.device) -> torch.Tensor:
-        keep = torch.full((batch,), k, device=device)
-        if self.training and self.config.dropout_probability > 0:
-            drop = torch.rand(batch, device=device) < self.config.dropout_probability
-            random_k = torch.randint(1, k + 1, (batch,), device=device)
+    def dropout_levels(self, batch: int, k: int | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Quantizer dropout's choice for `batch` items: k levels, or n ~ U{1..k} for a random share."""
+        k = self._check(k)
+        keep = torch.full((batch,), k)
+        if self.config.dropout_probability > 0:
+            drop = torch.rand(batch, generator=generator) < self.config.dropout_probability
+            random_k = torch.randint(1, k + 1, (batch,), generator=generator)
             keep = torch.where(drop, random_k, keep)
         return keep
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 
-from ..codec.audio import load_audio
+from ..codec.audio import audio_info, read_span, resample
 from ..codec.errors import SonorantError
 from .manifest import read_manifest
 
@@ -28,39 +30,58 @@ def audio_files(source: str | Path, split: str | None = "train") -> list[Path]:
     raise SonorantError(f"{source}: no such manifest or folder")
 
 
-class SegmentDataset(Dataset):
-    """Every file loaded once into memory at `sample_rate`; items are random crops [1, segment].
+class Crop(NamedTuple):
+    """One training crop: which file, and where in it (a fraction of the room left after the segment)."""
 
-    Crops are drawn from the generator passed to `sample`, so the sequence is reproducible and
-    part of the trainer's resumable RNG state. Files shorter than a segment are zero-padded.
+    file: int
+    position: float
+
+
+class SegmentDataset(Dataset):
+    """Random fixed-length crops [1, segment] at `sample_rate` from audio files, read lazily.
+
+    Only the headers are read up front; `draw` chooses crops with a generator (files in proportion to
+    their length) and `load` reads just those spans. So the crops of a batch are the same whichever
+    process reads them: under torchrun every rank draws the whole batch and reads only its own part.
+    Files shorter than a segment are zero-padded.
     """
 
     def __init__(self, files: list[Path], sample_rate: int, segment_samples: int) -> None:
         if not files:
             raise SonorantError("no audio files to train on")
+        self.files = list(files)
+        self.sample_rate = sample_rate
         self.segment = segment_samples
-        self.clips = [load_audio(f, sample_rate, allow_silent=True)[0] for f in files]
-        lengths = torch.tensor([c.shape[-1] for c in self.clips], dtype=torch.float64)
+        infos = [audio_info(f) for f in self.files]
+        self.rates = [info.samplerate for info in infos]
+        self.frames = [info.frames for info in infos]
+        lengths = torch.tensor([f / r for f, r in zip(self.frames, self.rates, strict=True)], dtype=torch.float64)
         self.weights = lengths / lengths.sum()  # long files are sampled proportionally more often
+        self.total_samples = int(lengths.sum() * sample_rate)
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.files)
 
-    def crop(self, index: int, generator: torch.Generator) -> torch.Tensor:
-        clip = self.clips[index]
-        if clip.shape[-1] <= self.segment:
-            return torch.nn.functional.pad(clip, (0, self.segment - clip.shape[-1]))[None]
-        start = int(torch.randint(0, clip.shape[-1] - self.segment + 1, (1,), generator=generator))
-        return clip[start:start + self.segment][None]
+    def draw(self, count: int, generator: torch.Generator) -> list[Crop]:
+        picks = torch.multinomial(self.weights, count, replacement=True, generator=generator)
+        positions = torch.rand(count, generator=generator, dtype=torch.float64)
+        return [Crop(int(i), float(p)) for i, p in zip(picks, positions, strict=True)]
+
+    def load(self, crop: Crop) -> torch.Tensor:
+        rate, frames = self.rates[crop.file], self.frames[crop.file]
+        span = math.ceil(self.segment * rate / self.sample_rate)
+        start = int(crop.position * max(0, frames - span))
+        data, _ = read_span(self.files[crop.file], start, span)
+        wav = resample(torch.from_numpy(data)[None], rate, self.sample_rate)[0, : self.segment]
+        return torch.nn.functional.pad(wav, (0, self.segment - wav.shape[-1]))[None]
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.crop(index, torch.default_generator)
+        return self.load(Crop(index, float(torch.rand(1, dtype=torch.float64))))
+
+    def batch(self, crops: list[Crop]) -> torch.Tensor:
+        """The crops' audio [B, 1, segment]."""
+        return torch.stack([self.load(c) for c in crops])
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """A batch [B, 1, segment] of crops from files drawn in proportion to their length."""
-        picks = torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
-        return torch.stack([self.crop(int(i), generator) for i in picks])
-
-    @property
-    def total_samples(self) -> int:
-        return sum(c.shape[-1] for c in self.clips)
+        return self.batch(self.draw(batch_size, generator))

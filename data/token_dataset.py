@@ -91,16 +91,16 @@ def length_batches(lengths: list[int], max_frames: int, generator: torch.Generat
 
 
 def random_length_batch(order: list[int], lengths: list[int], generator: torch.Generator, max_frames: int = 0,
-                        max_items: int | None = None) -> list[int]:
+                        max_items: int | None = None, min_items: int = 1) -> list[int]:
     """One batch of neighbours in `order` (positions sorted by length) from a random starting point, as
-    many as fit `max_frames` padded frames (0 = no frame budget) and `max_items`. Drawn with `generator`
-    only, so a resumed training run draws the same batches."""
+    many as fit `max_frames` padded frames (0 = no frame budget) and `max_items`, and at least `min_items`
+    (one per process). Drawn with `generator` only, so a resumed training run draws the same batches."""
     start = int(torch.randint(len(order), (1,), generator=generator))
     chosen, longest = [], 0
     for step in range(len(order)):
         position = order[(start + step) % len(order)]
         grown = max(longest, lengths[position])
-        if chosen and _full(grown, len(chosen), max_frames, max_items):
+        if len(chosen) >= min_items and _full(grown, len(chosen), max_frames, max_items):
             break
         chosen.append(position)
         longest = grown

@@ -45,9 +45,17 @@ class LMBatch:
     condition: Conditioning
     codes: torch.Tensor  # [B, K, T] target codes (anything past code_lengths)
     code_lengths: torch.Tensor  # [B]
+    # [B] bool: items trained without their text/caption (condition dropout), when the data pipeline
+    # chooses; None = the model draws them with probability `condition_dropout`.
+    drop: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.codes.shape[0]
 
     def to(self, device: torch.device | str) -> LMBatch:
-        return LMBatch(self.condition.to(device), self.codes.to(device), self.code_lengths.to(device))
+        drop = self.drop.to(device) if self.drop is not None else None
+        return LMBatch(self.condition.to(device), self.codes.to(device), self.code_lengths.to(device), drop)
 
 
 @dataclass

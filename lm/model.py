@@ -140,7 +140,8 @@ class HierarchicalLM(nn.Module):
         c = self.config
         cond = batch.condition
         if self.training and c.condition_dropout > 0:
-            cond = drop_condition(cond, torch.rand(cond.batch_size, device=cond.text.device) < c.condition_dropout)
+            drop = batch.drop if batch.drop is not None else torch.rand(cond.batch_size) < c.condition_dropout
+            cond = drop_condition(cond, drop.to(cond.text.device))
         seq = self.build_sequence(cond, batch.codes, batch.code_lengths)
         hidden = self.global_transformer(seq.x, seq.positions)  # [B, N, C]
 
@@ -183,6 +184,16 @@ class HierarchicalLM(nn.Module):
             logits = logits_rows.new_zeros(b, t + 1, k, c.vocab_size)
             logits[frame_valid] = logits_rows[: int(frame_valid.sum())]
         return LMOutput(logits=logits, targets=targets, loss=loss, losses=losses, metrics=metrics)
+
+    def target_counts(self, code_lengths: torch.Tensor, prompt_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """[K] how many targets `forward` scores per codebook for items of these lengths (every frame, plus
+        the end decision for codebook 0, plus the prompt's frames with `loss_on_prompt`): the denominators
+        of its mean cross-entropies, so micro-batch losses can be weighted into the exact global mean."""
+        counts = torch.full((self.num_codebooks,), int(code_lengths.sum()), dtype=torch.long)
+        counts[0] += len(code_lengths)
+        if self.config.loss_on_prompt and prompt_lengths is not None:
+            counts += int(prompt_lengths.sum())
+        return counts
 
     def _prompt_rows(self, hidden: torch.Tensor, seq: Sequence, cond: Conditioning):
         """Rows predicting prompt frame p from position PROMPT+p (the marker predicts frame 0)."""

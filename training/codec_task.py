@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,6 +12,8 @@ from ..codec import Codec
 from ..codec.discriminators import Discriminator
 from ..codec.losses import MultiScaleMelLoss, discriminator_loss, feature_matching_loss, generator_loss
 from ..data.segments import SegmentDataset, audio_files
+from .batching import MicroBatch, rank_parts
+from .distributed import World
 from .recipe import CodecRecipe
 from .trainer import Trainer
 
@@ -18,10 +21,20 @@ VALID_ITEMS = 16
 VALID_SECONDS = 2.0
 
 
+@dataclass
+class CodecParts:
+    """A micro-batch: audio crops and their quantizer-dropout levels, with its share of the global batch."""
+
+    wav: torch.Tensor  # [B, 1, N]
+    levels: torch.Tensor  # [B]
+    share: float
+
+
 class CodecTask:
-    def __init__(self, recipe: CodecRecipe, data: str | Path, device: torch.device,
+    def __init__(self, recipe: CodecRecipe, data: str | Path, world: World,
                  generator: torch.Generator, init_from: str | Path | None = None) -> None:
-        self.recipe, self.device, self.generator = recipe, device, generator
+        self.recipe, self.world, self.device, self.generator = recipe, world, world.device, generator
+        device = world.device
         self.codec = Codec(recipe.model).to(device)
         if init_from is not None:
             self.codec.load_state_dict(Codec.from_pretrained(init_from).state_dict())
@@ -34,14 +47,9 @@ class CodecTask:
         # A fixed validation batch: the same crops at every evaluation, comparable across steps.
         self.valid_batch = valid.sample(VALID_ITEMS, torch.Generator().manual_seed(1234)).to(device)
         self.mel_loss = MultiScaleMelLoss(sr).to(device)
-        t = recipe.train
-        self._optimizers = {
-            "codec": torch.optim.AdamW(self.codec.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)}
         self.discriminator: Discriminator | None = None
         if recipe.loss.adversarial:
             self.discriminator = Discriminator(channels=recipe.loss.discriminator_channels).to(device)
-            self._optimizers["discriminator"] = torch.optim.AdamW(
-                self.discriminator.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)
 
     def modules(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"codec": self.codec}
@@ -49,22 +57,41 @@ class CodecTask:
             mods["discriminator"] = self.discriminator
         return mods
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
+    def shard_units(self) -> dict[str, list[nn.Module]]:
+        return {}  # the codec is small: DDP
 
-    def train_step(self, step: int, trainer: Trainer) -> dict[str, float]:
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        t = self.recipe.train
+        return {name: torch.optim.AdamW(module.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)
+                for name, module in self.modules().items()}
+
+    def next_batch(self, step: int) -> list[MicroBatch[CodecParts]]:
+        """The step's crops and dropout levels, drawn whole on every rank; this rank reads only its part."""
+        t = self.recipe.train
+        crops = self.train_data.draw(t.batch_size, self.generator)
+        levels = self.codec.quantizer.dropout_levels(t.batch_size, generator=self.generator)
+        frames = self.train_data.segment // self.recipe.model.hop_length * self.codec.num_codebooks
+        parts = []
+        for positions in rank_parts([1] * t.batch_size, self.world.world_size, self.world.rank, t.micro_batch_size):
+            wav = self.train_data.batch([crops[p] for p in positions]).to(self.device)
+            data = CodecParts(wav, levels[positions], len(positions) / t.batch_size)
+            parts.append(MicroBatch(data, items=len(positions), tokens=len(positions) * frames))
+        return parts
+
+    def train_step(self, micro: MicroBatch[CodecParts], trainer: Trainer) -> dict[str, float]:
         loss_cfg = self.recipe.loss
-        wav = self.train_data.sample(self.recipe.train.batch_size, self.generator).to(self.device)
+        wav, share = micro.data.wav, micro.data.share
         metrics: dict[str, float] = {}
         with trainer.autocast():
-            out = self.codec(wav)
-        adversarial = self.discriminator is not None and step >= loss_cfg.discriminator_start_step
+            out = trainer.model("codec")(wav, levels=micro.data.levels)
+        adversarial = self.discriminator is not None and trainer.step >= loss_cfg.discriminator_start_step
         if adversarial:
             with trainer.autocast():
-                real, fake = self.discriminator(wav), self.discriminator(out.audio.detach())
+                discriminator = trainer.model("discriminator")
+                real, fake = discriminator(wav), discriminator(out.audio.detach())
                 d_loss = discriminator_loss(real.logits, fake.logits)
             metrics["discriminator"] = float(d_loss.detach())
-            trainer.optimize("discriminator", d_loss)
+            trainer.optimize("discriminator", d_loss * share)
         mel = self.mel_loss(out.audio, wav)
         loss = loss_cfg.mel_weight * mel + loss_cfg.commitment_weight * out.losses["commitment"]
         if loss_cfg.waveform_weight > 0:
@@ -73,7 +100,8 @@ class CodecTask:
             metrics["waveform"] = float(waveform.detach())
         if adversarial:
             # The generator's loss must not leave gradients in the discriminator (they would add up
-            # across accumulated micro-batches); it also saves the discriminator's weight gradients.
+            # across accumulated micro-batches); it also saves the discriminator's weight gradients. It
+            # runs the bare module: no gradient of it is reduced across ranks.
             self.discriminator.requires_grad_(False)
             with trainer.autocast():
                 real, fake = self.discriminator(wav), self.discriminator(out.audio)
@@ -83,7 +111,7 @@ class CodecTask:
             metrics.update(generator=float(gen.detach()), feature_matching=float(fm.detach()))
         metrics.update(loss=float(loss.detach()), mel=float(mel.detach()),
                        commitment=float(out.losses["commitment"].detach()))
-        metrics["grad_norm"] = trainer.optimize("codec", loss)
+        metrics["grad_norm"] = trainer.optimize("codec", loss * share)
         k = self.codec.num_codebooks
         metrics["perplexity"] = sum(out.metrics[f"perplexity/{i}"] for i in range(k)) / k
         metrics["used"] = sum(out.metrics[f"used/{i}"] for i in range(k)) / k

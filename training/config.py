@@ -8,11 +8,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int = 7000
+    # The global batch of one optimiser step, over all processes: items (codec; LM when batch_frames is
+    # 0) or an LM's padded frames. It stays the same whatever the number of processes.
     batch_size: int = 8
-    accumulate: int = 1  # micro-batches per optimiser step (gradient accumulation)
-    # LM batches: padded frames per micro-batch (0 = batch_size items) and the longest item kept.
     batch_frames: int = 0
-    max_frames: int = 1500
+    # Gradient accumulation: at most this much per forward and process (items, or LM padded frames);
+    # 0 = each process's share of the batch in one forward.
+    micro_batch_size: int = 0
+    micro_batch_frames: int = 0
+    max_frames: int = 1500  # LM: longest item kept
     segment_seconds: float = 1.0
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)
@@ -20,7 +24,9 @@ class TrainConfig:
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0
-    amp: bool = True  # bf16 autocast on CUDA only (bf16 is very slow on CPU)
+    amp: bool = True  # bf16 autocast on GPUs with bf16 only (bf16 is very slow on CPU)
+    strategy: str = "ddp"  # under torchrun: ddp, or fsdp (FSDP2 fully_shard; the LM only)
+    compile: bool = False  # torch.compile the training forward (checkpoint keys do not change)
     log_every: int = 25
     valid_every: int = 500
     checkpoint_every: int = 250

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,6 +16,8 @@ from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch
 from ..lm import Conditioning, HierarchicalLM, LMBatch
 from ..tts.captions import caption_encoder
 from ..tts.frontend import TextFrontend, phonemize
+from .batching import MicroBatch, rank_parts
+from .distributed import World
 from .recipe import LMRecipe
 from .trainer import Trainer
 
@@ -40,10 +43,19 @@ def phoneme_cache(texts: set[tuple[str, str]], path: Path) -> dict[str, str]:
     return cache
 
 
+@dataclass
+class LMParts:
+    """A micro-batch and the global batch's target counts per codebook (its loss's denominators)."""
+
+    batch: LMBatch
+    totals: torch.Tensor  # [K]
+
+
 class LMTask:
-    def __init__(self, recipe: LMRecipe, shards: str | Path, run_dir: str | Path, device: torch.device,
+    def __init__(self, recipe: LMRecipe, shards: str | Path, run_dir: str | Path, world: World,
                  generator: torch.Generator, init_from: str | Path | None = None) -> None:
-        self.device, self.generator = device, generator
+        self.world, self.device, self.generator = world, world.device, generator
+        device = world.device
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         train, valid = TokenShards(shards, "train"), TokenShards(shards, "valid")
@@ -57,17 +69,17 @@ class LMTask:
             raise SonorantError(f"{shards}: shards hold {codec.num_codebooks} x {codec.codebook_size} codes; the "
                                 f"recipe models {m.num_codebooks} x {m.codebook_size}")
         self.num_codebooks = m.num_codebooks
-        (run_dir / CODEC_FILE).write_text(json.dumps(dataclasses.asdict(codec), indent=1) + "\n", encoding="utf-8")
         metas = train.meta + valid.meta
         texts = {(meta.language or DEFAULT_LANGUAGE, meta.text) for meta in metas if meta.text}
-        self.ipa = phoneme_cache(texts, run_dir / PHONEMES_FILE)
-        frontend_path = run_dir / FRONTEND_FILE
-        if frontend_path.is_file():  # a resumed run keeps its vocabulary
-            self.frontend = TextFrontend.load(frontend_path)
-        else:
-            self.frontend = TextFrontend.build(list(self.ipa.values()), sorted({lang for lang, _ in texts})
-                                               or [DEFAULT_LANGUAGE])
-            self.frontend.save(frontend_path)
+        # Rank 0 phonemises and writes the run's text files; the other ranks then read them.
+        for main_turn in (True, False):
+            if world.is_main == main_turn:
+                if world.is_main:
+                    (run_dir / CODEC_FILE).write_text(json.dumps(dataclasses.asdict(codec), indent=1) + "\n",
+                                                      encoding="utf-8")
+                self.ipa = phoneme_cache(texts, run_dir / PHONEMES_FILE)
+                self.frontend = run_frontend(run_dir / FRONTEND_FILE, self.ipa, texts)
+            world.barrier()
         if self.frontend.size > m.text_vocab_size:
             m = dataclasses.replace(m, text_vocab_size=self.frontend.size)
         self.config = m
@@ -80,7 +92,6 @@ class LMTask:
             self.model.load_state_dict(HierarchicalLM.from_pretrained(init_from).state_dict())
         t = recipe.train
         self.train_config = t
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)
         self.train_data = TokenDataset(train, max_frames=t.max_frames)
         self.lengths = self.train_data.lengths()
         self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
@@ -96,7 +107,7 @@ class LMTask:
         language = example.language or DEFAULT_LANGUAGE
         return self.frontend.ids(self.ipa[f"{language}\t{example.text}"], language)
 
-    def collate(self, examples: list[TokenExample]) -> LMBatch:
+    def collate(self, examples: list[TokenExample], drop: torch.Tensor | None = None) -> LMBatch:
         k = self.num_codebooks
         texts = [self.text_ids(e) for e in examples]
         text = torch.zeros(len(examples), max(1, max(len(t) for t in texts)), dtype=torch.long)
@@ -111,31 +122,53 @@ class LMTask:
             caption = torch.stack([self.captions.get(e.caption, torch.zeros(self.config.caption_dim))
                                    for e in examples])
         cond = Conditioning(text, torch.tensor([len(t) for t in texts]), prompt, prompt_lengths, caption, has_caption)
-        return LMBatch(cond, codes, code_lengths)
+        return LMBatch(cond, codes, code_lengths, drop)
 
-    def sample_batch(self) -> LMBatch:
-        """Items of similar length around a random point of the length order (no padding waste), within
-        the frame budget; drawn with the run's generator, so a resumed run draws the same batches."""
-        t = self.train_config
+    def next_batch(self, step: int) -> list[MicroBatch[LMParts]]:
+        """Items of similar length around a random point of the length order (no padding waste), within the
+        global frame budget; drawn whole on every rank with the run's generator (so a resumed run, or one
+        with another number of processes, draws the same batches), each item's own choices (prompt crop,
+        condition dropout) from a seed of its own. This rank reads only its part."""
+        t, world = self.train_config, self.world
         chosen = random_length_batch(self.order, self.lengths, self.generator, t.batch_frames,
-                                     None if t.batch_frames else t.batch_size)
-        return self.collate([self.train_data.example(p, self.generator) for p in chosen]).to(self.device)
+                                     None if t.batch_frames else t.batch_size, min_items=world.world_size)
+        seeds = torch.randint(2**62, (len(chosen),), generator=self.generator).tolist()
+        drop = torch.rand(len(chosen), generator=self.generator) < self.config.condition_dropout
+        totals = self.model.target_counts(torch.tensor([self.lengths[p] for p in chosen]))
+        limit = t.micro_batch_frames or t.micro_batch_size
+        costs = [self.lengths[p] for p in chosen] if t.micro_batch_frames else [1] * len(chosen)
+        batches = []
+        for positions in rank_parts(costs, world.world_size, world.rank, limit):
+            examples = [self.train_data.example(chosen[i], torch.Generator().manual_seed(seeds[i])) for i in positions]
+            batches.append(self.collate(examples, drop[positions]))
+        if self.config.loss_on_prompt:  # prompts are drawn per rank: their frames are counted over all ranks
+            local = sum(int(b.condition.prompt_lengths.sum()) for b in batches)
+            totals = totals + int(world.sum([float(local)])[0])
+        return [MicroBatch(LMParts(b.to(self.device), totals), items=b.batch_size,
+                           tokens=int(b.code_lengths.sum()) * self.num_codebooks) for b in batches]
 
     # -- the Task protocol ------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         return {"lm": self.model}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"lm": self.optimizer}
+    def shard_units(self) -> dict[str, list[nn.Module]]:
+        return {"lm": [*self.model.global_transformer.blocks, *self.model.local_transformer.blocks]}
 
-    def train_step(self, step: int, trainer: Trainer) -> dict[str, float]:
-        batch = self.sample_batch()
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        t = self.train_config
+        return {"lm": torch.optim.AdamW(self.model.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)}
+
+    def train_step(self, micro: MicroBatch[LMParts], trainer: Trainer) -> dict[str, float]:
+        batch = micro.data.batch
         with trainer.autocast():
-            out = self.model(batch)
+            out = trainer.model("lm")(batch)
         metrics = {"loss": float(out.loss.detach())}
         metrics.update({k: float(v.detach()) for k, v in out.losses.items()})
         metrics.update(out.metrics)
-        metrics["grad_norm"] = trainer.optimize("lm", out.loss)
+        counts = self.model.target_counts(batch.code_lengths.cpu(), batch.condition.prompt_lengths.cpu()
+                                          if batch.condition.prompt_lengths is not None else None)
+        metrics["grad_norm"] = trainer.optimize("lm", share_of_loss(out.losses, counts, micro.data.totals,
+                                                                    self.config.codebook_weights))
         metrics["frames"] = float(batch.code_lengths.sum())
         return metrics
 
@@ -162,6 +195,25 @@ class LMTask:
 
     def samples(self, step: int) -> dict[str, torch.Tensor]:
         return {}  # audio needs the codec; `sonorant tts` renders samples from an exported model
+
+
+def share_of_loss(losses: dict[str, torch.Tensor], counts: torch.Tensor, totals: torch.Tensor,
+                  weights: tuple[float, ...]) -> torch.Tensor:
+    """This micro-batch's part of the global batch's loss: its mean cross-entropy of codebook i times its
+    count of targets over the global count, so the parts of all micro-batches and ranks add up to exactly
+    the loss of the whole batch in one forward."""
+    weights = weights[: len(counts)]
+    total = sum(w * losses[f"ce/{i}"] * (float(counts[i]) / float(totals[i])) for i, w in enumerate(weights))
+    return total / sum(weights)
+
+
+def run_frontend(path: Path, ipa: dict[str, str], texts: set[tuple[str, str]]) -> TextFrontend:
+    """The run's phoneme vocabulary: built from its texts once, then kept (a resumed run reads it back)."""
+    if path.is_file():
+        return TextFrontend.load(path)
+    frontend = TextFrontend.build(list(ipa.values()), sorted({lang for lang, _ in texts}) or [DEFAULT_LANGUAGE])
+    frontend.save(path)
+    return frontend
 
 
 def embed_captions(captions: list[str], encoder: str, dim: int) -> dict[str, torch.Tensor]:

@@ -78,7 +78,7 @@ def codec_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
         model = CodecConfig.from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    train = build(TrainConfig, {**(data.get("train") or {}), **(overrides or {})}, "train")
+    train = train_config(data, overrides)
     loss = build(CodecLossConfig, data.get("loss") or {}, "loss")
     return CodecRecipe(model=model, train=train, loss=loss)
 
@@ -94,7 +94,17 @@ def lm_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> 
         model = LMConfig.from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    return LMRecipe(model=model, train=build(TrainConfig, {**(data.get("train") or {}), **(overrides or {})}, "train"))
+    return LMRecipe(model=model, train=train_config(data, overrides))
+
+
+def train_config(data: dict[str, Any], overrides: dict[str, Any] | None) -> TrainConfig:
+    values = {**(data.get("train") or {}), **(overrides or {})}
+    # Runs recorded before the global batch existed say `accumulate: 1`, which is today's default.
+    if values.get("accumulate", 1) != 1:
+        raise RecipeError("train section: `accumulate` is gone; batch_size (or batch_frames) is the global batch "
+                          "and micro_batch_size (or micro_batch_frames) bounds one forward")
+    values.pop("accumulate", None)
+    return build(TrainConfig, values, "train")
 
 
 def build(cls: type, values: dict[str, Any], section: str) -> Any:

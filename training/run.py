@@ -16,6 +16,7 @@ from ..lm import HierarchicalLM
 from ..tts.frontend import TextFrontend
 from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
+from .distributed import World, setup, teardown
 from .lm_task import CODEC_FILE, FRONTEND_FILE, LMTask
 from .recipe import codec_recipe, lm_recipe, load_recipe_dict
 from .trainer import Trainer, set_threads
@@ -29,14 +30,7 @@ class TrainResult:
     step: int
     resumed: bool
     metrics: dict[str, float]
-
-
-def pick_device(name: str | None) -> torch.device:
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SonorantError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
+    rank: int = 0  # this process's rank under torchrun (only rank 0 reports)
 
 
 def _run_recipe(config: str, out: Path, resume: bool, build):
@@ -49,14 +43,17 @@ def _run_recipe(config: str, out: Path, resume: bool, build):
     return build(load_recipe_dict(config))
 
 
-def _fit(task, recipe, out: Path, device: torch.device, generator: torch.Generator, resume: bool,
-         max_steps: int | None, quiet: bool, sample_rate: int = 16000) -> TrainResult:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RECIPE_FILE).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    trainer = Trainer(task, recipe.train, out, device, generator, sample_rate=sample_rate, quiet=quiet)
-    resumed = trainer.resume() if resume else False
+def _fit(task, recipe, out: Path, world: World, generator: torch.Generator, resume: bool, max_steps: int | None,
+         quiet: bool, sample_rate: int = 16000) -> TrainResult:
+    # The models were initialised identically on every rank; from here each rank draws its own randomness
+    # inside the models (dropout), while the data generator stays shared.
+    torch.manual_seed(recipe.train.seed + 1_000_003 * world.rank)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RECIPE_FILE).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    trainer = Trainer(task, recipe.train, out, world, generator, sample_rate=sample_rate, quiet=quiet, resume=resume)
     metrics = trainer.fit(max_steps)
-    return TrainResult(run_dir=out, step=trainer.step, resumed=resumed, metrics=metrics)
+    return TrainResult(run_dir=out, step=trainer.step, resumed=trainer.resumed, metrics=metrics, rank=world.rank)
 
 
 def _seeded(recipe) -> torch.Generator:
@@ -65,26 +62,42 @@ def _seeded(recipe) -> torch.Generator:
     return torch.Generator().manual_seed(recipe.train.seed)
 
 
+def _overrides(strategy: str | None, compile: bool | None) -> dict:
+    return {k: v for k, v in {"strategy": strategy, "compile": compile}.items() if v is not None}
+
+
 def train_codec(config: str, data: str | Path, out: str | Path, resume: bool = False,
                 init_from: str | Path | None = None, max_steps: int | None = None,
-                device: str | None = None, quiet: bool = False) -> TrainResult:
+                device: str | None = None, quiet: bool = False, strategy: str | None = None,
+                compile: bool | None = None) -> TrainResult:
+    """Train a codec in this process, or in each process of a torchrun job (then as one DDP run)."""
     out = Path(out)
-    recipe = _run_recipe(config, out, resume, codec_recipe)
-    generator, dev = _seeded(recipe), pick_device(device)
-    task = CodecTask(recipe, data, dev, generator, init_from=init_from)
-    return _fit(task, recipe, out, dev, generator, resume, max_steps, quiet, sample_rate=recipe.model.sample_rate)
+    world = setup(device)
+    try:
+        recipe = _run_recipe(config, out, resume, lambda d: codec_recipe(d, _overrides(strategy, compile)))
+        generator = _seeded(recipe)
+        task = CodecTask(recipe, data, world, generator, init_from=init_from)
+        return _fit(task, recipe, out, world, generator, resume, max_steps, quiet, sample_rate=recipe.model.sample_rate)
+    finally:
+        teardown()
 
 
 def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = False,
              init_from: str | Path | None = None, max_steps: int | None = None,
-             device: str | None = None, quiet: bool = False) -> TrainResult:
+             device: str | None = None, quiet: bool = False, strategy: str | None = None,
+             compile: bool | None = None) -> TrainResult:
+    """Train the LM in this process, or in each process of a torchrun job (DDP, or FSDP by recipe)."""
     out = Path(out)
-    recipe = _run_recipe(config, out, resume, lm_recipe)
-    generator, dev = _seeded(recipe), pick_device(device)
-    task = LMTask(recipe, shards, out, dev, generator, init_from=init_from)
-    # The text vocabulary comes from the data: the run's recipe records the model actually built.
-    recipe = dataclasses.replace(recipe, model=task.config)
-    return _fit(task, recipe, out, dev, generator, resume, max_steps, quiet)
+    world = setup(device)
+    try:
+        recipe = _run_recipe(config, out, resume, lambda d: lm_recipe(d, _overrides(strategy, compile)))
+        generator = _seeded(recipe)
+        task = LMTask(recipe, shards, out, world, generator, init_from=init_from)
+        # The text vocabulary comes from the data: the run's recipe records the model actually built.
+        recipe = dataclasses.replace(recipe, model=task.config)
+        return _fit(task, recipe, out, world, generator, resume, max_steps, quiet)
+    finally:
+        teardown()
 
 
 def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path:
