@@ -1,4 +1,4 @@
-"""`sonorant bench codec`."""
+"""`sonorant bench codec|lm|tts|train`."""
 
 from __future__ import annotations
 
@@ -121,3 +121,22 @@ def tts(
           f"  ended by itself   {result.stopped}/{result.sentences}")
     if json_out:
         json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")
+
+
+@app.command()
+def train(
+    kind: str = typer.Argument(..., help="codec or lm."),
+    config: str = typer.Option(..., "--config", help="Recipe name (configs/) or YAML file."),
+    data: Path = typer.Option(..., "--data", help="Codec: manifest or audio folder; LM: token shard directory."),
+    processes: list[int] = typer.Option([1, 2], "--nproc", min=1, help="Process counts to compare (repeat)."),
+    steps: int = typer.Option(20, "--steps", min=4, max=100000),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """Training throughput under torchrun for each process count (same recipe and global batch)."""
+    from ..evaluation.bench_train import bench_train, bench_train_table
+
+    results = bench_train(kind, config, data, processes, steps, device)
+    print(bench_train_table(results))
+    if json_out:
+        json_out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")

@@ -173,3 +173,10 @@ def test_killed_two_process_run_resumes_to_the_same_weights(shards, tmp_path):  
     torchrun([*args, "--out", killed, "--resume"])
     assert steps_done < 8 or pytest.skip("the run finished before it could be killed")
     assert_close(weights(tmp_path / "straight", "lm"), weights(killed, "lm"), atol=1e-6)
+
+
+def test_compiled_training_matches_eager_with_the_same_checkpoint_keys(shards, tmp_path):  # noqa: F811
+    config = recipe(tmp_path, "lm-tiny", {"max_steps": 2})
+    train_lm(str(config), shards, tmp_path / "eager", quiet=True)
+    train_lm(str(config), shards, tmp_path / "compiled", quiet=True, compile=True)
+    assert_close(weights(tmp_path / "eager", "lm"), weights(tmp_path / "compiled", "lm"), atol=None, mean_atol=1e-6)

@@ -138,6 +138,7 @@ def gradient_sync(modules: list[nn.Module], enabled: bool) -> AbstractContextMan
     `enabled` (the last micro-batch of a step); earlier ones accumulate locally."""
     stack = ExitStack()
     for module in modules:
+        module = getattr(module, "_orig_mod", module)  # under torch.compile
         if isinstance(module, DistributedDataParallel) and not enabled:
             stack.enter_context(module.no_sync())
         elif is_sharded(module):

@@ -145,6 +145,7 @@ class Trainer:
                     with gradient_sync(list(self.wrapped.values()), self.last_micro):
                         meter.add(self.task.train_step(part, self), part)
                 self.micro, self.last_micro = 0, True
+                meter.steps += 1
                 self.step += 1
                 if self.step % self.config.log_every == 0 or self.step == end:
                     last = meter.reduce(self.world)
@@ -261,7 +262,7 @@ class _Meter:
 
     def __init__(self) -> None:
         self.sums: dict[str, list[float]] = {}
-        self.items = self.tokens = 0
+        self.items = self.tokens = self.steps = 0
         self.started = time.perf_counter()
 
     def add(self, metrics: dict[str, float], part: MicroBatch) -> None:
@@ -283,7 +284,8 @@ class _Meter:
         out = {k: flat[i] / flat[n + i] for i, k in enumerate(keys) if flat[n + i] > 0}
         out["samples_per_second"] = flat[2 * n] / elapsed
         out["tokens_per_second"] = flat[2 * n + 1] / elapsed
-        self.sums, self.items, self.tokens = {}, 0, 0
+        out["steps_per_second"] = self.steps / elapsed
+        self.sums, self.items, self.tokens, self.steps = {}, 0, 0, 0
         self.started = time.perf_counter()
         return out
 
