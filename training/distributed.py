@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,8 +100,20 @@ def _wants_cuda(device: str | None) -> bool:
     return device.startswith("cuda")
 
 
-def teardown() -> None:
+@contextmanager
+def joined(device: str | None) -> Iterator[World]:
+    """`setup` for the length of a job. On success the group is left once every rank is done with it (a
+    rank that destroys its group while another still exchanges with it can abort the other); on an error
+    at once, without waiting for ranks that may never arrive (torchrun then stops the others)."""
+    world = setup(device)
+    try:
+        yield world
+    except BaseException:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        raise
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

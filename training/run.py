@@ -16,7 +16,7 @@ from ..lm import HierarchicalLM
 from ..tts.frontend import TextFrontend
 from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
-from .distributed import World, setup, teardown
+from .distributed import World, joined
 from .lm_task import CODEC_FILE, FRONTEND_FILE, LMTask
 from .recipe import codec_recipe, lm_recipe, load_recipe_dict
 from .trainer import Trainer, set_threads
@@ -72,14 +72,11 @@ def train_codec(config: str, data: str | Path, out: str | Path, resume: bool = F
                 compile: bool | None = None) -> TrainResult:
     """Train a codec in this process, or in each process of a torchrun job (then as one DDP run)."""
     out = Path(out)
-    world = setup(device)
-    try:
+    with joined(device) as world:
         recipe = _run_recipe(config, out, resume, lambda d: codec_recipe(d, _overrides(strategy, compile)))
         generator = _seeded(recipe)
         task = CodecTask(recipe, data, world, generator, init_from=init_from)
         return _fit(task, recipe, out, world, generator, resume, max_steps, quiet, sample_rate=recipe.model.sample_rate)
-    finally:
-        teardown()
 
 
 def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = False,
@@ -88,16 +85,13 @@ def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = Fa
              compile: bool | None = None) -> TrainResult:
     """Train the LM in this process, or in each process of a torchrun job (DDP, or FSDP by recipe)."""
     out = Path(out)
-    world = setup(device)
-    try:
+    with joined(device) as world:
         recipe = _run_recipe(config, out, resume, lambda d: lm_recipe(d, _overrides(strategy, compile)))
         generator = _seeded(recipe)
         task = LMTask(recipe, shards, out, world, generator, init_from=init_from)
         # The text vocabulary comes from the data: the run's recipe records the model actually built.
         recipe = dataclasses.replace(recipe, model=task.config)
         return _fit(task, recipe, out, world, generator, resume, max_steps, quiet)
-    finally:
-        teardown()
 
 
 def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path:
