@@ -14,26 +14,42 @@ app = typer.Typer(help="Build and prepare training data.", no_args_is_help=True)
 
 @app.command()
 def build(
-    out: Path = typer.Option(..., "--out", help="Folder for the corpus and its manifest.jsonl."),
-    hours: float = typer.Option(1.0, "--hours", min=0.001, max=1000, help="Hours of speech to synthesise."),
+    out: Path = typer.Option(..., "--out", help="Folder for the corpus, its manifest.jsonl and report.json."),
+    hours: float = typer.Option(1.0, "--hours", min=0.001, max=1000,
+                                help="Hours in all (speech 80 %, music 15 %, sound 5 % of the domains built)."),
     seed: int = typer.Option(0, "--seed"),
-    workers: int = typer.Option(2, "--workers", min=1),
+    workers: int = typer.Option(0, "--workers", min=0, help="Parallel renders (0 = one per CPU core)."),
     pseudo_speakers: int = typer.Option(0, "--pseudo-speakers", min=0, max=4,
                                         help="Formant/pitch/tempo-shifted speakers per base voice (sox)."),
-    language: list[str] = typer.Option(["en"], "--language", help="en, de or es (repeat; hours are shared)."),
+    language: list[str] = typer.Option(["en"], "--language", help="en, de or es (repeat; speech hours are shared)."),
+    domain: list[str] = typer.Option(["speech", "music", "sound"], "--domain", help="speech, music, sound (repeat)."),
 ) -> None:
-    """Synthesise a multi-voice English speech corpus with the TTS engines installed (espeak-ng, flite)."""
+    """Build the offline corpus from the Debian packages installed (see `sonorant data deps`); run the same
+    command again to resume an interrupted build."""
     from rich.progress import Progress
 
-    from ..data.build import build_speech_corpus
+    from ..data.build import build_corpus
 
-    with Progress() as progress:
-        bar = progress.add_task("synthesising", total=1.0)
-        result = build_speech_corpus(out, hours, seed, workers, progress=lambda f: progress.update(bar, completed=f),
-                                     pseudo_speakers=pseudo_speakers, languages=tuple(language))
-    print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h, {result.voices} base voices, "
-          f"{result.speakers} speakers; "
-          f"sentences from {result.sentence_source}", file=sys.stderr)
+    with Progress(transient=True) as progress:
+        bars: dict[str, object] = {}
+
+        def show(name: str, fraction: float) -> None:
+            if name not in bars:
+                bars[name] = progress.add_task(name, total=1.0)
+            progress.update(bars[name], completed=fraction)
+
+        result = build_corpus(out, hours, seed, workers or None, show, pseudo_speakers, tuple(language), tuple(domain))
+    by_domain = ", ".join(f"{d} {h:.2f} h" for d, h in sorted(result.domains.items()))
+    by_source = ", ".join(f"{s} {h:.2f} h" for s, h in sorted(result.sources.items(), key=lambda kv: -kv[1]))
+    print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h ({by_domain}) in {result.seconds:.0f} s\n"
+          f"  speech: {result.voices} base voices, {result.speakers} speakers; sentences from "
+          f"{result.sentence_source}\n  sources: {by_source}", file=sys.stderr)
+    for base, check in result.speaker_check.items():
+        print(f"  pseudo-speakers of {base}: {check['speakers']} speakers, cosine between them max "
+              f"{check['max_between']:.2f} (mean {check['mean_between']:.2f}), within one speaker >= "
+              f"{check['min_within']:.2f}", file=sys.stderr)
+    for line in result.skipped:
+        print(f"  skipped: {line}", file=sys.stderr)
 
 
 @app.command("import")
@@ -85,6 +101,7 @@ def encode(
 @app.command()
 def deps(
     install: bool = typer.Option(False, "--install", help="Install the missing packages with apt-get (root)."),
+    large: bool = typer.Option(False, "--large", help="With --install: the large recording packages too."),
 ) -> None:
     """The Debian packages `data build` uses, and which are missing (install them with --install)."""
     from ..data.deps import install as apt_install
@@ -92,8 +109,9 @@ def deps(
 
     status = package_status()
     for s in status:
-        print(f"{'ok     ' if s.installed else 'missing'} {s.package.name:<14} {s.package.purpose}")
-    missing = [s.package.name for s in status if not s.installed]
+        size = " (large)" if s.package.large else ""
+        print(f"{'ok     ' if s.installed else 'missing'} {s.package.name:<20} {s.package.purpose}{size}")
+    missing = [s.package.name for s in status if not s.installed and (large or not s.package.large)]
     if missing and install:
         apt_install(missing)
     elif missing:

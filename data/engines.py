@@ -1,4 +1,4 @@
-"""Offline speech synthesis engines from Debian packages (espeak-ng, flite), used to build corpora."""
+"""Offline speech synthesis engines from Debian packages (espeak-ng, flite, festival), used to build corpora."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "e
 ESPEAK_OTHER = {"de": ("de",), "es": ("es", "es-419")}
 ESPEAK_VARIANTS = ("m1", "m3", "m5", "m7", "f1", "f2", "f4", "klatt", "croak", "whisperf")
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")
+FESTIVAL_VOICES = Path("/usr/share/festival/voices")
+FESTIVAL_ENGLISH = ("english", "us")  # voice folders by language; festvox-kallpc16k, -kdlpc16k, -us-slt-hts ...
+ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}  # engine -> program
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak-ng" or "flite"
+    engine: str  # "espeak-ng", "flite" or "festival"
     name: str  # engine-specific voice name, e.g. "en-gb+f2" or "slt"
     language: str = "en"
 
@@ -35,7 +38,15 @@ def available_voices(language: str = "en") -> list[Voice]:
     if shutil.which("flite") and language == "en":
         listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
         voices += [Voice("flite", v) for v in FLITE_VOICES if v in listed.split()]
+    if shutil.which("text2wave") and language == "en":
+        voices += [Voice("festival", d.name) for folder in FESTIVAL_ENGLISH
+                   for d in sorted((FESTIVAL_VOICES / folder).glob("*")) if d.is_dir()]
     return voices
+
+
+def missing_engines() -> list[str]:
+    """Engines whose program is not installed."""
+    return [engine for engine, program in ENGINES.items() if shutil.which(program) is None]
 
 
 def synthesize(voice: Voice, text: str, out: Path, rate_wpm: int = 165, pitch: int = 50) -> None:
@@ -45,6 +56,13 @@ def synthesize(voice: Voice, text: str, out: Path, rate_wpm: int = 165, pitch: i
     elif voice.engine == "flite":
         stretch = f"{165 / rate_wpm:.3f}"
         cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch}", "-t", text, "-o", str(out)]
+    elif voice.engine == "festival":
+        # Festival reads the text on stdin; -eval takes one expression. Diphone voices follow the duration
+        # stretch (HTS voices keep their own timing); pitch stays the voice's own.
+        setup = f"(begin (voice_{voice.name}) (Parameter.set 'Duration_Stretch {165 / rate_wpm:.3f}))"
+        subprocess.run(["text2wave", "-eval", setup, "-o", str(out)], input=text, text=True, check=True,
+                       capture_output=True, timeout=120)
+        return
     else:
         raise ValueError(f"unknown engine {voice.engine!r}")
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
