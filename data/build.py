@@ -34,7 +34,7 @@ from .engines import Voice, available_voices, missing_engines, synthesize
 from .manifest import DOMAINS, Item, write_manifest
 from .music import Piece, compose, draw_piece, render, soundfont
 from .pseudo import SHIFTS, VoiceShift, apply_shift
-from .recordings import SOURCES, import_file, source_files
+from .recordings import MIN_CLIP_SECONDS, SOURCES, import_file, source_files
 from .sentences import FORTUNE_DIRS, SOURCE, fortune_sentences
 
 # Whole base voices kept out of training, for held-out (zero-shot) evaluation. Festival's SLT is the same
@@ -123,8 +123,9 @@ def check_pseudo_speakers(out: Path, items: list[Item], skipped: list[str], voic
             paths = groups.setdefault(item.base_speaker, {}).setdefault(item.speaker or "", [])
             if len(paths) < per_speaker and item.duration >= 1.5:
                 paths.append(out / item.path)
+    by_engine = [sorted(b for b in groups if b.split(":")[0] == e) for e in sorted({b.split(":")[0] for b in groups})]
     checked = {}
-    for base in sorted(groups, key=lambda b: (-len(groups[b]), b))[:voices]:
+    for base in [b for turn in zip_longest(*by_engine) for b in turn if b is not None][:voices]:  # engines take turns
         speakers = {k: v for k, v in groups[base].items() if len(v) >= 2}
         if len(speakers) < 2:
             continue
@@ -142,8 +143,9 @@ def summarize(manifest: Path, items: list[Item], skipped: list[str], seconds: fl
     sources: dict[str, float] = {}
     for item in items:
         domains[item.domain] = domains.get(item.domain, 0.0) + item.duration / 3600
-        source = item.id.split("/")[0] if item.domain != "speech" or item.base_speaker is None \
-            else item.base_speaker.split(":")[0]
+        speech = item.domain == "speech" and item.base_speaker
+        name = item.base_speaker.split(":")[0] if speech else item.id.split("/")[0]
+        source = f"{name} {item.domain}"  # "festival speech", "generated music", "hydrogen-drumkits sound"
         sources[source] = sources.get(source, 0.0) + item.duration / 3600
     speech = [i for i in items if i.domain == "speech"]
     return BuildResult(manifest=manifest, items=len(items), hours=sum(domains.values()),
@@ -271,17 +273,20 @@ def recordings(out: Path, domain: str, hours: float, skipped: list[str], progres
     if not pools:
         return []
     items: list[Item] = []
-    seconds = 0.0
+    seconds, unusable = 0.0, 0
     for pair in (p for group in zip_longest(*pools) for p in group if p is not None):
         if seconds >= hours * 3600:
             break
         source, path = pair
         stem = f"{source.package}/{path.stem}"
         clips = import_file(source, path, out, stem, max_seconds=hours * 3600 - seconds)
+        unusable += not clips
         items += clips
         seconds += sum(c.duration for c in clips)
         if progress:
             progress(domain, min(seconds / max(hours * 3600, 1e-9), 1.0))
+    if unusable:
+        skipped.append(f"{domain}: {unusable} recordings unreadable, silent or shorter than {MIN_CLIP_SECONDS} s")
     return items
 
 

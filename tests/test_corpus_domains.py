@@ -87,7 +87,10 @@ def test_build_resumes_and_reports(tmp_path, monkeypatch):
     sources = (Source("stand-in-music", "music", "/usr/", "{name}, stand-in music"),
                Source("missing-sounds", "sound", "/sfx/", "{name}"))
     monkeypatch.setattr(build, "SOURCES", sources)
-    monkeypatch.setattr(build, "source_files", lambda s: [recording] if s.package == "stand-in-music" else None)
+    broken = recording.with_name("Broken.ogg")
+    broken.write_bytes(b"OggS not really")
+    monkeypatch.setattr(build, "source_files",
+                        lambda s: [broken, recording] if s.package == "stand-in-music" else None)
     monkeypatch.setattr(hedgewars, "DEFAULT_SOURCE", tmp_path / "no-hedgewars")
     out = tmp_path / "corpus"
     first = build_corpus(out, hours=0.02, seed=5)
@@ -97,6 +100,7 @@ def test_build_resumes_and_reports(tmp_path, monkeypatch):
     assert generated and all("bpm" in i.caption and i.domain == "music" for i in generated)
     assert real and abs(sum(i.duration for i in real) - 0.02 * 3600 * 0.15 / 2) < 0.1  # half the music hours
     assert "sound: missing-sounds not installed" in first.skipped
+    assert "music: 1 recordings unreadable, silent or shorter than 0.2 s" in first.skipped
     assert "real voices: hedgewars-data not installed" in first.skipped
     assert set(first.domains) == {"speech", "music"} and first.domains["speech"] > 0.015
     report = json.loads((out / "report.json").read_text())
