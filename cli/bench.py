@@ -18,9 +18,12 @@ def codec(
     repeats: int = typer.Option(3, "--repeats", min=1),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
+    peers: bool = typer.Option(False, "--peers", help="Also time EnCodec 24 kHz and DAC 16 kHz (random weights; "
+                                                      "DAC in its own virtual environment, made on first use)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
 ) -> None:
-    """Encode and decode speed (x real time, chunked streaming) and peak memory."""
+    """Encode and decode speed (x real time, chunked streaming) and peak memory; with --peers, offline
+    encode and decode speed next to the peers' architectures on the same audio."""
     import torch
 
     from ..codec.pretrained import load_codec
@@ -28,7 +31,8 @@ def codec(
 
     if threads:
         torch.set_num_threads(threads)
-    result = bench_codec(load_codec(model, device), seconds, repeats)
+    codec = load_codec(model, device)
+    result = bench_codec(codec, seconds, repeats)
     print(f"codec on {result.device} ({result.threads} threads), {seconds:g} s of audio:\n"
           f"  encode    {result.encode_seconds:7.3f} s  {result.encode_x_realtime:7.1f}x real time\n"
           f"  decode    {result.decode_seconds:7.3f} s  {result.decode_x_realtime:7.1f}x real time\n"
@@ -38,8 +42,15 @@ def codec(
           f"  algorithmic latency {result.algorithmic_latency_ms:g} ms; one frame through encode_step + "
           f"decode_step takes {result.frame_step_ms:.1f} ms\n"
           f"  peak RSS {result.peak_rss_mb:.0f} MB")
+    figures = asdict(result)
+    if peers:
+        from ..evaluation.peers import default_venv, peer_speeds, peer_table
+
+        rows = peer_speeds(codec, seconds, repeats, device, default_venv())
+        print(f"offline encode / decode of the same {seconds:g} s, same threads:\n{peer_table(rows)}")
+        figures["peers"] = [asdict(r) for r in rows]
     if json_out:
-        json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from sonorant.data.manifest import Item, write_manifest
@@ -86,3 +87,18 @@ def test_eval_codec_reports_asr_word_error_rate(corpus, tiny_codec):
     scores = evaluate_codec(tiny_codec.eval(), manifest, [1, 4], split="valid", asr=EchoASR())
     assert scores[0].reference_wer == 0.0  # the originals are loud test tones
     assert all(s.wer is not None and 0.0 <= s.wer <= 100.0 for s in scores)
+
+
+def test_codec_speed_next_to_the_peers(tiny_codec):
+    pytest.importorskip("encodec")  # installed with the dev extras
+    from sonorant.evaluation.peers import peer_speeds, peer_table
+
+    rows = peer_speeds(tiny_codec, seconds=1.0, repeats=1)  # no environment for DAC: its row says why
+    ours, encodec, dac = rows
+    assert ours.ours_vs_this == pytest.approx(1.0)
+    assert encodec.error is None and encodec.encode_x_realtime > 0 and encodec.decode_x_realtime > 0
+    assert encodec.ours_vs_this == pytest.approx(ours.roundtrip_x_realtime / encodec.roundtrip_x_realtime)
+    if dac.error is not None:
+        assert "descript-audio-codec" in dac.error
+    table = peer_table(rows)
+    assert "EnCodec 24 kHz" in table and "DAC 16 kHz" in table
