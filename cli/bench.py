@@ -20,7 +20,8 @@ def codec(
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
     peers: bool = typer.Option(False, "--peers", help="Also time EnCodec 24 kHz and DAC 16 kHz (random weights; "
                                                       "DAC in its own virtual environment, made on first use)."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file (with --peers, "
+                                                       "speed bars beside it as .png)."),
 ) -> None:
     """Encode and decode speed (x real time, chunked streaming) and peak memory; with --peers, offline
     encode and decode speed next to the peers' architectures on the same audio."""
@@ -49,6 +50,13 @@ def codec(
         rows = peer_speeds(codec, seconds, repeats, device, default_venv())
         print(f"offline encode / decode of the same {seconds:g} s, same threads:\n{peer_table(rows)}")
         figures["peers"] = [asdict(r) for r in rows]
+        if json_out:
+            from ..evaluation.plots import plots_available, speed_bars
+
+            if plots_available():
+                speed_bars([r.name for r in rows], {"encode": [r.encode_x_realtime for r in rows],
+                                                    "decode": [r.decode_x_realtime for r in rows]},
+                           json_out.with_suffix(".png"))
     if json_out:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
 

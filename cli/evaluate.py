@@ -35,10 +35,11 @@ def codec(
         recognizer = WhisperASR()
     with Progress() as progress:
         bar = progress.add_task("evaluating", total=None)
+        examples: dict = {}
         scores = evaluate_codec(codec_model, manifest, codebooks, split, max_items,
-                                progress=lambda: progress.advance(bar), asr=recognizer)
+                                progress=lambda: progress.advance(bar), asr=recognizer, examples=examples)
     out = write_codec_report(scores, report, {"model": str(codec_dir(model)), "manifest": str(manifest),
-                                              "split": split, "fingerprint": codec_model.fingerprint})
+                                              "split": split, "fingerprint": codec_model.fingerprint}, examples)
     print((out / "report.md").read_text())
 
 
@@ -63,7 +64,14 @@ def tts(
     from rich.progress import Progress
 
     from ..codec.errors import SonorantError
-    from ..evaluation.tts_eval import MODES, cases_from_manifest, evaluate_tts, read_cases, write_tts_report
+    from ..evaluation.tts_eval import (
+        MODES,
+        cases_from_manifest,
+        evaluate_tts,
+        first_case_panels,
+        read_cases,
+        write_tts_report,
+    )
     from ..tts import Synthesizer
     from ..tts.bundle import resolve_bundle
 
@@ -87,6 +95,7 @@ def tts(
         bar = progress.add_task("evaluating", total=len(chosen) * (len(mode) + 1))
         result = evaluate_tts(synth, chosen, tuple(mode), recognizer, speaker, seed,
                               progress=lambda: progress.advance(bar), keep=report / "wav", max_seconds=max_seconds)
+    panels = first_case_panels(chosen, report / "wav", tuple(mode), synth.sample_rate)
     out = write_tts_report(result, report, {"model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
-                                            "seed": seed, "max_seconds": max_seconds})
+                                            "seed": seed, "max_seconds": max_seconds}, panels)
     print((out / "report.md").read_text())

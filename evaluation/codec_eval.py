@@ -34,9 +34,10 @@ class CodecScore:
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
-                   max_items: int = 50, progress=None, asr=None) -> list[CodecScore]:
+                   max_items: int = 50, progress=None, asr=None, examples: dict | None = None) -> list[CodecScore]:
     """Score the round trips of a manifest's `split` items at each codebook count; with `asr` (an object
-    with `transcribe(audio16k) -> str`), also the word error rate on items that have a text."""
+    with `transcribe(audio16k) -> str`), also the word error rate on items that have a text. `examples`, if
+    given, receives the first item's reference ("reference") and reconstruction per codebook count."""
     manifest = Path(manifest)
     items = [it for it in read_manifest(manifest) if it.split == split][:max_items]
     if not items:
@@ -56,6 +57,8 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             est = torch.cat(list(decode_audio(codec, codes)))[: ref.shape[-1]]
             all_codes.append(codes)
             outputs.append(est)
+            if examples is not None and len(outputs) == 1:
+                examples.update({"reference": ref.numpy(), k: est.numpy(), "sample_rate": sr})
             r, e = ref.numpy().astype(np.float64), est.numpy().astype(np.float64)
             rows.append({
                 "pesq_wb": M.pesq_wb(r, e, sr) if speech else None,
@@ -93,7 +96,9 @@ def _wer(asr, pairs: list[tuple[torch.Tensor, str]]) -> float:
     return 100.0 * errors / max(words, 1)
 
 
-def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict) -> Path:
+def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict,
+                       examples: dict | None = None) -> Path:
+    """metrics.json, report.md and, with matplotlib, quality_vs_bitrate.png and spectrograms.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, "scores": [asdict(s) for s in scores]}, indent=2) + "\n")
@@ -109,5 +114,26 @@ def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict
                      + (f" {s.wer:.1f} |" if with_wer else ""))
     if with_wer:
         lines.append(f"\nWER of the same ASR on the original audio: {scores[0].reference_wer:.1f} %")
+    lines += ["", *_figures(scores, out_dir, examples)]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return out_dir
+
+
+def _figures(scores: list[CodecScore], out_dir: Path, examples: dict | None) -> list[str]:
+    from .plots import MISSING, plots_available, quality_vs_bitrate, spectrograms
+
+    if not plots_available():
+        return [f"({MISSING})"]
+    kbps = [s.kbps for s in scores]
+    quality_vs_bitrate(kbps, {"PESQ-WB": [s.pesq_wb for s in scores], "STOI": [s.stoi for s in scores],
+                              "mel distance": [s.mel_distance for s in scores],
+                              "SI-SDR (dB)": [s.si_sdr for s in scores]}, out_dir / "quality_vs_bitrate.png")
+    lines = ["![quality against bitrate](quality_vs_bitrate.png)"]
+    if examples:
+        rate = examples["sample_rate"]
+        panels = [("reference", examples["reference"], rate)]
+        panels += [(f"{s.codebooks} codebooks, {s.kbps:g} kbps", examples[s.codebooks], rate)
+                   for s in scores if s.codebooks in examples]
+        spectrograms(panels, out_dir / "spectrograms.png")
+        lines.append("![reference and reconstructions](spectrograms.png)")
+    return lines

@@ -184,6 +184,20 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
     return {"scores": [asdict(s) for s in scores], "different_speakers_similarity": different, "items": rows}
 
 
+def first_case_panels(cases: list[TTSCase], keep: Path, modes: tuple[str, ...], rate: int
+                      ) -> list[tuple[str, np.ndarray, int]]:
+    """Prompt, reference and each mode's generation of the first case, for the spectrogram figure."""
+    case = cases[0]
+    panels = [("voice prompt", load_audio(case.voice_wav, rate)[0].numpy(), rate)]
+    if case.reference_wav:
+        panels.append(("reference recording", load_audio(case.reference_wav, rate)[0].numpy(), rate))
+    for mode in modes:
+        path = keep / f"{mode}-000.wav"
+        if path.is_file():
+            panels.append((f"generated ({mode} mode)", load_audio(path, rate, allow_silent=True)[0].numpy(), rate))
+    return panels
+
+
 def _cross_speaker_similarity(cases: list[TTSCase], prompts: list[np.ndarray], rate: int, speaker) -> float | None:
     """Mean cosine between the prompts of cases with different (known) speakers: the level SIM must beat."""
     embeddings = [speaker.embed(p, rate) for p in prompts]
@@ -192,7 +206,10 @@ def _cross_speaker_similarity(cases: list[TTSCase], prompts: list[np.ndarray], r
     return float(np.mean(sims)) if sims else None
 
 
-def write_tts_report(result: dict, out_dir: str | Path, meta: dict) -> Path:
+def write_tts_report(result: dict, out_dir: str | Path, meta: dict,
+                     examples: list[tuple[str, np.ndarray, int]] | None = None) -> Path:
+    """metrics.json, report.md and, with matplotlib, speed.png and spectrograms.png of `examples`
+    ((title, audio, rate) panels, e.g. from `first_case_panels`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, **result}, indent=2) + "\n")
@@ -206,5 +223,24 @@ def write_tts_report(result: dict, out_dir: str | Path, meta: dict) -> Path:
                      f"{f(s['first_audio_s'], '.2f')} s |")
     if result.get("different_speakers_similarity") is not None:
         lines.append(f"\nSIM between the prompts of different speakers: {result['different_speakers_similarity']:.3f}")
+    lines += ["", *_figures(result, out_dir, examples or [])]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return out_dir
+
+
+def _figures(result: dict, out_dir: Path, examples: list[tuple[str, np.ndarray, int]]) -> list[str]:
+    from .plots import MISSING, plots_available, spectrograms, speed_bars
+
+    if not plots_available():
+        return [f"({MISSING})"]
+    scores = [s for s in result["scores"] if s["system"] != "ground truth"]
+    lines = []
+    if scores:
+        speed_bars([s["system"] for s in scores], {"real-time factor": [s["rtf"] for s in scores],
+                                                    "first audio (s)": [s["first_audio_s"] for s in scores]},
+                   out_dir / "speed.png", unit="lower is faster")
+        lines.append("![real-time factor and first-audio latency](speed.png)")
+    if examples:
+        spectrograms(examples, out_dir / "spectrograms.png")
+        lines.append("![prompt, reference and generations of the first case](spectrograms.png)")
+    return lines

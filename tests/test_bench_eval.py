@@ -10,6 +10,7 @@ import soundfile as sf
 
 from sonorant.data.manifest import Item, write_manifest
 from sonorant.evaluation import metrics as M
+from sonorant.evaluation.plots import plots_available
 from sonorant.training.run import train_codec
 
 from .conftest import tone
@@ -41,7 +42,11 @@ def test_eval_codec_report(tiny_codec, tmp_path):
     assert [s["codebooks"] for s in scores] == [1, 4]
     assert all(s["items"] == 2 and -0.5 <= s["pesq_wb"] <= 4.7 and len(s["perplexity"]) == s["codebooks"]
                for s in scores)
-    assert "| 4 |" in (tmp_path / "r" / "report.md").read_text()
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "| 4 |" in report
+    if plots_available():  # matplotlib comes with the dev extras
+        for figure in ("quality_vs_bitrate.png", "spectrograms.png"):
+            assert (tmp_path / "r" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure in report
 
 
 def test_metrics_rank_a_cleaner_signal_higher():

@@ -136,7 +136,13 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
     assert systems["ground truth"]["similarity"] > 0.99  # the prompt itself
     assert all(0 <= s["similarity"] < 0.99 for name, s in systems.items() if name != "ground truth")
     assert systems["transcript"]["cases"] == 2 and len(list((tmp_path / "rep" / "wav").glob("*.wav"))) == 4
-    assert "| ground truth |" in (tmp_path / "rep" / "report.md").read_text()
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "| ground truth |" in report
+    from sonorant.evaluation.plots import plots_available
+
+    if plots_available():  # matplotlib comes with the dev extras
+        for figure in ("speed.png", "spectrograms.png"):
+            assert (tmp_path / "rep" / figure).read_bytes()[:4] == b"\x89PNG" and figure in report
     bad = run(["eval", "tts", "--cases", "cases.jsonl", "--manifest", "m.jsonl", "--report", "r2"])
     assert bad.returncode == 2 and "either" in bad.stderr
 
