@@ -31,6 +31,8 @@ class CodecScore:
     used_fraction: list[float]
     wer: float | None = None  # word error rate (%) of an offline ASR on the reconstructions, with --asr
     reference_wer: float | None = None  # the same ASR on the original audio: the floor to compare with
+    dnsmos: float | None = None  # DNSMOS overall (distortion proxy, speech only), with speechmos installed
+    reference_dnsmos: float | None = None  # the same on the original audio
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
@@ -49,6 +51,8 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     if transcribed and sr != 16000:
         raise SonorantError("--asr needs a 16 kHz codec")
     reference_wer = _wer(asr, [(refs[i], text) for i, text in transcribed]) if transcribed else None
+    with_dnsmos = speech and M.dnsmos_available()
+    reference_dnsmos = float(np.mean([M.dnsmos(r.numpy(), sr) for r in refs])) if with_dnsmos else None
     scores = []
     for k in codebooks:
         rows, all_codes, outputs = [], [], []
@@ -66,6 +70,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
                 "mel_distance": M.mel_distance(r.astype(np.float32), e.astype(np.float32), sr),
                 "stft_distance": M.stft_distance(r.astype(np.float32), e.astype(np.float32)),
                 "si_sdr": M.si_sdr(r, e),
+                "dnsmos": M.dnsmos(e, sr) if with_dnsmos else None,
             })
             if progress:
                 progress()
@@ -81,7 +86,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             si_sdr=mean("si_sdr"), perplexity=[round(float(p), 1) for p in usage.perplexity],
             used_fraction=[round(float(u), 3) for u in usage.used_fraction],
             wer=_wer(asr, [(outputs[i], text) for i, text in transcribed]) if transcribed else None,
-            reference_wer=reference_wer,
+            reference_wer=reference_wer, dnsmos=mean("dnsmos"), reference_dnsmos=reference_dnsmos,
         ))
     return scores
 
@@ -103,17 +108,21 @@ def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, "scores": [asdict(s) for s in scores]}, indent=2) + "\n")
     with_wer = any(s.wer is not None for s in scores)
+    with_mos = any(s.dnsmos is not None for s in scores)
     lines = ["| codebooks | kbps | PESQ-WB | STOI | mel dist | STFT dist | SI-SDR (dB) | mean perplexity |"
-             + (" WER % |" if with_wer else ""),
-             "|---|---|---|---|---|---|---|---|" + ("---|" if with_wer else "")]
+             + (" WER % |" if with_wer else "") + (" DNSMOS |" if with_mos else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if with_wer else "") + ("---|" if with_mos else "")]
     for s in scores:
         pesq = f"{s.pesq_wb:.2f}" if s.pesq_wb is not None else "-"
         stoi = f"{s.stoi:.3f}" if s.stoi is not None else "-"
         lines.append(f"| {s.codebooks} | {s.kbps:g} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
                      f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {np.mean(s.perplexity):.0f} |"
-                     + (f" {s.wer:.1f} |" if with_wer else ""))
+                     + (f" {s.wer:.1f} |" if with_wer else "") + (f" {s.dnsmos:.2f} |" if with_mos else ""))
     if with_wer:
         lines.append(f"\nWER of the same ASR on the original audio: {scores[0].reference_wer:.1f} %")
+    if with_mos:
+        lines.append(f"\nDNSMOS (P.835 overall, a distortion proxy, not a naturalness MOS) of the original audio: "
+                     f"{scores[0].reference_dnsmos:.2f}")
     lines += ["", *_figures(scores, out_dir, examples)]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return out_dir

@@ -23,6 +23,30 @@ def pesq_wb(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> fl
     return float(pesq.pesq(16000, ref, est, "wb"))
 
 
+def dnsmos_available() -> bool:
+    try:
+        import speechmos  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def dnsmos(audio: np.ndarray, sample_rate: int) -> float:
+    """DNSMOS P.835 overall score (1-5) of one clip, no reference: a proxy for distortion and noise trained
+    on human ratings of noisy / suppressed speech, not a naturalness MOS (`speechmos`, ONNX weights in
+    the wheel). Clips shorter than 1 s are padded with silence."""
+    _require("speechmos", "speechmos")
+    from speechmos import dnsmos as model
+
+    wav = _to_16k(np.asarray(audio, dtype=np.float32), sample_rate).astype(np.float32)
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    if peak > 1.0:
+        wav = wav / peak
+    if wav.size < 16000:
+        wav = np.pad(wav, (0, 16000 - wav.size))
+    return float(model.run(wav, sr=16000)["ovrl_mos"])
+
+
 def stoi(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
     pystoi = _require("pystoi", "pystoi")
     return float(pystoi.stoi(reference, estimate, sample_rate, extended=False))

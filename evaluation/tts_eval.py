@@ -21,6 +21,7 @@ import torch
 from ..codec.audio import load_audio
 from ..codec.errors import SonorantError
 from ..data.manifest import read_manifest
+from . import metrics as M
 from .asr import char_errors, word_errors
 
 MODES = ("transcript", "reference")
@@ -47,6 +48,7 @@ class TTSScore:
     duration_ratio: float | None = None  # generated / reference duration (median)
     rtf: float | None = None  # synthesis time / audio time (mean)
     first_audio_s: float | None = None  # streamed first chunk, median
+    dnsmos: float | None = None  # DNSMOS overall (distortion proxy, not naturalness), with speechmos installed
 
 
 def read_cases(path: str | Path) -> list[TTSCase]:
@@ -114,8 +116,12 @@ class _Tally:
     def __init__(self) -> None:
         self.words = self.word_errors = self.chars = self.char_errors = 0
         self.sims: list[float] = []
+        self.mos: list[float] = []
 
-    def add(self, text: str, hypothesis: str, similarity: float) -> None:
+    def add(self, text: str, hypothesis: str, similarity: float, audio: np.ndarray | None = None,
+            rate: int = 16000) -> None:
+        if audio is not None and M.dnsmos_available():
+            self.mos.append(M.dnsmos(audio, rate))
         e, n = word_errors(text, hypothesis)
         ce, cn = char_errors(text, hypothesis)
         self.word_errors, self.words = self.word_errors + e, self.words + n
@@ -124,7 +130,8 @@ class _Tally:
 
     def score(self, system: str, **extra) -> TTSScore:
         return TTSScore(system, len(self.sims), 100.0 * self.word_errors / max(self.words, 1),
-                        100.0 * self.char_errors / max(self.chars, 1), float(np.mean(self.sims)), **extra)
+                        100.0 * self.char_errors / max(self.chars, 1), float(np.mean(self.sims)),
+                        dnsmos=float(np.mean(self.mos)) if self.mos else None, **extra)
 
 
 def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, asr=None, speaker=None,
@@ -152,7 +159,7 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
             audio = np.concatenate([c.samples.numpy() for c in chunks]) if chunks else np.zeros(rate // 10, np.float32)
             hypothesis = asr.transcribe(audio) if asr else ""
             similarity = speaker.similarity(audio, prompts[i], rate) if speaker else float("nan")
-            tally.add(case.text, hypothesis, similarity)
+            tally.add(case.text, hypothesis, similarity, audio, rate)
             ended.append(all(info.ended))
             rtfs.append(elapsed / max(len(audio) / rate, 1e-9))
             firsts.append(info.first_audio_s or elapsed)
@@ -176,7 +183,7 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
             reference = load_audio(case.reference_wav, rate)[0].numpy()
             prompt = prompts[cases.index(case)]
             tally.add(case.text, asr.transcribe(reference) if asr else "",
-                      speaker.similarity(reference, prompt, rate) if speaker else float("nan"))
+                      speaker.similarity(reference, prompt, rate) if speaker else float("nan"), reference, rate)
             if progress:
                 progress()
         scores.append(tally.score("ground truth"))
@@ -214,13 +221,16 @@ def write_tts_report(result: dict, out_dir: str | Path, meta: dict,
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, **result}, indent=2) + "\n")
     lines = ["| system | cases | WER % | CER % | SIM to prompt | stopped by itself | length / reference | RTF | "
-             "first audio |", "|---|---|---|---|---|---|---|---|---|"]
+             "first audio | DNSMOS |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in result["scores"]:
         def f(value, spec):
             return "-" if value is None else format(value, spec)
         lines.append(f"| {s['system']} | {s['cases']} | {s['wer']:.1f} | {s['cer']:.1f} | {s['similarity']:.3f} | "
                      f"{f(s['stopped'], '.0%')} | {f(s['duration_ratio'], '.2f')} | {f(s['rtf'], '.2f')} | "
-                     f"{f(s['first_audio_s'], '.2f')} s |")
+                     f"{f(s['first_audio_s'], '.2f')} s | {f(s.get('dnsmos'), '.2f')} |")
+    if any(s.get("dnsmos") is not None for s in result["scores"]):
+        lines.append("\nDNSMOS: P.835 overall score of the audio alone, a proxy for distortion and noise, not a "
+                     "naturalness MOS.")
     if result.get("different_speakers_similarity") is not None:
         lines.append(f"\nSIM between the prompts of different speakers: {result['different_speakers_similarity']:.3f}")
     lines += ["", *_figures(result, out_dir, examples or [])]

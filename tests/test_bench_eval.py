@@ -42,6 +42,8 @@ def test_eval_codec_report(tiny_codec, tmp_path):
     assert [s["codebooks"] for s in scores] == [1, 4]
     assert all(s["items"] == 2 and -0.5 <= s["pesq_wb"] <= 4.7 and len(s["perplexity"]) == s["codebooks"]
                for s in scores)
+    if M.dnsmos_available():
+        assert all(1.0 <= s["dnsmos"] <= 5.0 and 1.0 <= s["reference_dnsmos"] <= 5.0 for s in scores)
     report = (tmp_path / "r" / "report.md").read_text()
     assert "| 4 |" in report
     if plots_available():  # matplotlib comes with the dev extras
@@ -107,3 +109,14 @@ def test_codec_speed_next_to_the_peers(tiny_codec):
         assert "descript-audio-codec" in dac.error
     table = peer_table(rows)
     assert "EnCodec 24 kHz" in table and "DAC 16 kHz" in table
+
+
+def test_dnsmos_scores_noisy_speech_lower():
+    pytest.importorskip("speechmos")  # installed with the dev extras
+    from .conftest import EXAMPLE_WAV
+
+    speech, rate = sf.read(EXAMPLE_WAV, dtype="float32")
+    noise = np.random.default_rng(0).standard_normal(speech.shape).astype(np.float32)
+    noisy = speech + 0.3 * np.abs(speech).max() * noise
+    clean_score, noisy_score = M.dnsmos(speech, rate), M.dnsmos(noisy, rate)
+    assert 1.0 <= noisy_score < clean_score - 0.5 <= 4.5
