@@ -31,6 +31,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
 def log_mel(audio: np.ndarray, sample_rate: int, n_mels: int = 80) -> np.ndarray:
     """Log-mel spectrogram [n_mels, frames] (torchaudio), for display."""
     import torch
@@ -52,10 +59,7 @@ def spectrograms(panels: Sequence[tuple[str, np.ndarray, int]], path: str | Path
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("mel bin")
     axes[-1, 0].set_xlabel("frame (hop of 256 samples)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def quality_vs_bitrate(kbps: Sequence[float], metrics: dict[str, Sequence[float | None]], path: str | Path,
@@ -72,10 +76,7 @@ def quality_vs_bitrate(kbps: Sequence[float], metrics: dict[str, Sequence[float 
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def speed_bars(names: Sequence[str], groups: dict[str, Sequence[float | None]], path: str | Path,
@@ -92,7 +93,4 @@ def speed_bars(names: Sequence[str], groups: dict[str, Sequence[float | None]], 
     ax.set_xlabel(unit)
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
