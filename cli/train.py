@@ -23,6 +23,7 @@ def codec(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train the codec (multi-scale mel + commitment, optional adversarial losses)."""
+    from ..training.distributed import finish_worker
     from ..training.run import train_codec
 
     result = train_codec(config, data, out, resume=resume, init_from=init_from, max_steps=max_steps,
@@ -30,6 +31,7 @@ def codec(
     if not quiet and result.rank == 0:
         summary = " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {summary}", file=sys.stderr)
+    finish_worker()
 
 
 @app.command()
@@ -46,6 +48,7 @@ def lm(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train the hierarchical codec LM on token shards (text phonemised once and cached in the run)."""
+    from ..training.distributed import finish_worker
     from ..training.run import train_lm
 
     result = train_lm(config, shards, out, resume=resume, init_from=init_from, max_steps=max_steps,
@@ -53,6 +56,7 @@ def lm(
     if not quiet and result.rank == 0:
         shown = " ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:6])
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {shown}", file=sys.stderr)
+    finish_worker()
 
 
 @app.command()
