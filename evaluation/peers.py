@@ -90,14 +90,12 @@ def dac_speed(seconds: float, repeats: int, device: str = "cpu", venv: Path | No
     """DAC's 16 kHz architecture (12 x 1024 codebooks at 50 Hz, 6 kbps), here or in its own environment."""
     name = "DAC 16 kHz, 6 kbps (random weights)"
     try:
-        import dac  # noqa: F401
+        import dac
     except ImportError:
         if venv is None:
             return PeerSpeed(name, 16000, 6.0, error=f"descript-audio-codec is not installed ({DAC_PACKAGE} in "
                                                      "its own virtual environment: sonorant bench codec --peers)")
         return _in_venv(venv, seconds, repeats, device, name)
-    import dac
-
     model = dac.DAC(encoder_dim=64, encoder_rates=[2, 4, 5, 8], decoder_dim=1536, decoder_rates=[8, 5, 4, 2],
                     n_codebooks=12, codebook_size=1024, sample_rate=16000).to(device).eval()
     wav = test_signal(seconds, 16000).to(device)

@@ -14,12 +14,12 @@ import pytest
 import torch
 import yaml
 
-from sonorant.lm import HierarchicalLM
+from sonorant.lm import Conditioning, HierarchicalLM, LMBatch
 from sonorant.lm.model import IGNORE
 from sonorant.training.batching import rank_parts
 from sonorant.training.checkpoint import load_checkpoint
 from sonorant.training.lm_task import share_of_loss
-from sonorant.training.recipe import load_recipe_dict
+from sonorant.training.recipe import lm_recipe, load_recipe_dict
 from sonorant.training.run import train_codec, train_lm
 
 from .test_lm_training import shards  # noqa: F401  (fixture)
@@ -79,11 +79,7 @@ def test_rank_parts_deal_every_item_once():
 
 def test_micro_batch_losses_add_up_to_the_global_loss():
     torch.manual_seed(0)
-    from sonorant.training.recipe import lm_recipe
-
     model = HierarchicalLM(lm_recipe(load_recipe_dict("lm-tiny")).model).train()
-    from sonorant.lm import Conditioning, LMBatch
-
     lengths = torch.tensor([7, 5, 9, 3])
     codes = torch.randint(0, 64, (4, 4, 9))
     text = torch.randint(1, 30, (4, 6))

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
 from ..codec.errors import SonorantError
@@ -141,8 +142,6 @@ def wrap(module: nn.Module, world: World, strategy: str, shard_units: list[nn.Mo
     if not world.distributed or not any(p.requires_grad for p in module.parameters()):
         return module
     if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
         for unit in shard_units or []:
             fully_shard(unit)
         fully_shard(module)
@@ -152,8 +151,6 @@ def wrap(module: nn.Module, world: World, strategy: str, shard_units: list[nn.Mo
 
 
 def is_sharded(module: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
     return isinstance(module, FSDPModule)
 
 

@@ -242,8 +242,7 @@ class Trainer:
         modules = self.task.modules()
         for key, opt in self.optimizers.items():
             saved = state["optimizers"][key]
-            if all(isinstance(k, int) for k in saved.get("state", {})) and "param_groups" in saved \
-                    and all(isinstance(p, int) for g in saved["param_groups"] for p in g["params"]):
+            if isinstance(saved["param_groups"][0]["params"][0], int):
                 opt.load_state_dict(saved)  # a one-process checkpoint from before names were used
             else:
                 load_optimizer_state(modules[key], opt, saved)
