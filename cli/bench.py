@@ -159,3 +159,45 @@ def train(
     print(bench_train_table(results))
     if json_out:
         json_out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+
+
+@app.command("codec-train")
+def codec_train(
+    data: Path = typer.Option(..., "--data", help="Corpus (manifest or folder): trains on its train split and "
+                                                  "scores on its test split."),
+    budget_minutes: float = typer.Option(..., "--budget-minutes", min=0.01, max=10000.0,
+                                         help="Training wall-clock minutes per architecture."),
+    out: Path = typer.Option(Path("runs/codec-train"), "--out", help="Runs folder (one run per architecture)."),
+    manifest: Path = typer.Option(None, "--manifest", help="Held-out audio: this manifest's test split "
+                                                           "(default: the corpus's own manifest)."),
+    arch: list[str] = typer.Option(None, "--arch", help="sonorant, encodec, dac (repeat; default all)."),
+    recipe: str = typer.Option("codec-16k", "--config", help="Codec recipe whose losses, batch, optimiser and "
+                                                             "bitrate every architecture trains with."),
+    max_items: int = typer.Option(12, "--max-items", min=1, help="Held-out clips per group."),
+    tiny: bool = typer.Option(False, "--tiny", help="Small versions of every architecture (quick checks)."),
+    device: str = typer.Option("cpu", "--device"),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = the recipe's)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file (bars beside it "
+                                                       "as .png)."),
+) -> None:
+    """Train ours and the EnCodec and DAC architectures with the same trainer, data, losses and wall-clock
+    budget, then score each on held-out audio at the same bitrate (PESQ / STOI on speech only)."""
+    from ..codec.errors import SonorantError
+    from ..evaluation.bench_codec_train import RaceSettings, bench_codec_train, race_figure, race_table
+    from ..evaluation.peers import default_venv
+    from ..evaluation.provenance import provenance
+
+    if manifest is None:
+        manifest = data / "manifest.jsonl" if data.is_dir() else data
+    if not manifest.is_file():
+        raise SonorantError(f"{manifest}: no such manifest (the held-out audio); pass --manifest")
+    settings = RaceSettings(str(data), str(manifest), budget_minutes, recipe, tiny, max_items, device=device,
+                            threads=threads)
+    rows = bench_codec_train(settings, out, arch or None, default_venv(), progress=lambda line: print(line, flush=True))
+    table = race_table(rows, budget_minutes)
+    print(table)
+    if json_out:
+        figure = race_figure(rows, json_out.with_suffix(".png"))
+        json_out.write_text(json.dumps({"meta": provenance(device), "settings": asdict(settings),
+                                        "figure": figure.name if figure else None,
+                                        "rows": [asdict(r) for r in rows]}, indent=2) + "\n")

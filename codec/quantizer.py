@@ -111,13 +111,7 @@ class ResidualQuantizer(nn.Module):
     def dropout_levels(self, batch: int, k: int | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
         """Quantizer dropout's choice for `batch` items: k levels, or n ~ U{1..k} for a random share."""
-        k = self._check(k)
-        keep = torch.full((batch,), k)
-        if self.config.dropout_probability > 0:
-            drop = torch.rand(batch, generator=generator) < self.config.dropout_probability
-            random_k = torch.randint(1, k + 1, (batch,), generator=generator)
-            keep = torch.where(drop, random_k, keep)
-        return keep
+        return dropout_levels(batch, self._check(k), self.config.dropout_probability, generator)
 
     @torch.no_grad()
     def encode(self, latent: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
@@ -141,3 +135,13 @@ class ResidualQuantizer(nn.Module):
         self._check(codes.shape[1])
         out = sum(level.get_output_from_indices(codes[:, i]) for i, level in enumerate(self.levels[: codes.shape[1]]))
         return rearrange(out, "b t d -> b d t")
+
+
+def dropout_levels(batch: int, k: int, probability: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Levels kept per item [batch]: k, or with `probability` n ~ U{1..k} (one model for every bitrate)."""
+    keep = torch.full((batch,), k)
+    if probability > 0:
+        drop = torch.rand(batch, generator=generator) < probability
+        random_k = torch.randint(1, k + 1, (batch,), generator=generator)
+        keep = torch.where(drop, random_k, keep)
+    return keep

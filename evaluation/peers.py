@@ -107,22 +107,38 @@ def dac_speed(seconds: float, repeats: int, device: str = "cpu", venv: Path | No
     return PeerSpeed(name, 16000, 6.0, e, d)
 
 
-def _in_venv(venv: Path, seconds: float, repeats: int, device: str, name: str) -> PeerSpeed:
+def dac_python(venv: Path) -> Path:
+    """The Python of DAC's own environment, made on first use (system site packages: torch and sonorant come
+    from here; only DAC's own pins are installed). Raises PeerUnavailable saying why it cannot be made."""
     python = venv / "bin" / "python"
+    if python.is_file():
+        return python
     try:
-        if not python.is_file():
-            # System site packages: torch and sonorant come from here; only DAC's own pins are installed.
-            subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
-                           capture_output=True, timeout=300)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", DAC_PACKAGE], check=True,
-                           capture_output=True, timeout=1800)
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                       capture_output=True, timeout=300)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", DAC_PACKAGE], check=True,
+                       capture_output=True, timeout=1800)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        lines = (detail.decode(errors="replace") if isinstance(detail, bytes) else detail).strip().splitlines()
+        raise PeerUnavailable(f"its environment could not be made: {(lines or [str(e)])[-1]}") from None
+    return python
+
+
+class PeerUnavailable(Exception):
+    """A peer package cannot be installed or imported here; the message says why."""
+
+
+def _in_venv(venv: Path, seconds: float, repeats: int, device: str, name: str) -> PeerSpeed:
+    try:
+        python = dac_python(venv)
         done = subprocess.run([str(python), "-m", "sonorant.evaluation.peers", "dac", str(seconds), str(repeats),
                                device], capture_output=True, text=True, timeout=3600,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-        detail = getattr(e, "stderr", b"") or b""
-        line = (detail.decode(errors="replace") if isinstance(detail, bytes) else detail).strip().splitlines()
-        return PeerSpeed(name, 16000, 6.0, error=f"its environment could not be made: {(line or [str(e)])[-1]}")
+    except PeerUnavailable as e:
+        return PeerSpeed(name, 16000, 6.0, error=str(e))
+    except (subprocess.TimeoutExpired, OSError) as e:
+        return PeerSpeed(name, 16000, 6.0, error=f"it did not finish in its environment: {e}")
     if done.returncode != 0:
         line = done.stderr.strip().splitlines() or ["no output"]
         return PeerSpeed(name, 16000, 6.0, error=f"it failed in its environment: {line[-1]}")

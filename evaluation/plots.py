@@ -94,3 +94,18 @@ def speed_bars(names: Sequence[str], groups: dict[str, Sequence[float | None]], 
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return _save(plt, fig, path)
+
+
+def metric_bars(names: Sequence[str], metrics: dict[str, Sequence[float | None]], path: str | Path) -> Path:
+    """One small bar chart per metric, the same names in each (None values are left out)."""
+    plt = _pyplot()
+    shown = {name: values for name, values in metrics.items() if any(v is not None for v in values)}
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 0.8 + 0.45 * len(names)), squeeze=False)
+    y = np.arange(len(names))
+    for ax, (title, values) in zip(axes[0], shown.items(), strict=True):
+        ax.barh(y, [v if v is not None else 0.0 for v in values])
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    return _save(plt, fig, path)

@@ -1,4 +1,10 @@
-"""Codec training task: multi-scale mel + commitment losses, optional adversarial part."""
+"""Codec training task: multi-scale mel + commitment losses, optional adversarial part.
+
+It trains our `Codec` by default, or any module with the same training interface (`sample_rate`,
+`hop_length`, `num_codebooks`, `forward(wav, num_codebooks=, levels=) -> CodecOutput` whose metrics hold
+`perplexity/i` and `used/i`; a `codebook` loss, if given, is added with weight 1): the codec-train
+benchmark trains the peers' architectures through it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from torch import nn
 from ..codec import Codec
 from ..codec.discriminators import Discriminator
 from ..codec.losses import MultiScaleMelLoss, discriminator_loss, feature_matching_loss, generator_loss
+from ..codec.quantizer import dropout_levels
 from ..data.segments import SegmentDataset, audio_files
 from .batching import MicroBatch, rank_parts
 from .distributed import World
@@ -32,15 +39,16 @@ class CodecParts:
 
 class CodecTask:
     def __init__(self, recipe: CodecRecipe, data: str | Path, world: World,
-                 generator: torch.Generator, init_from: str | Path | None = None) -> None:
+                 generator: torch.Generator, init_from: str | Path | None = None,
+                 codec: nn.Module | None = None) -> None:
         self.recipe, self.world, self.device, self.generator = recipe, world, world.device, generator
         device = world.device
-        self.codec = Codec(recipe.model).to(device)
+        self.codec = (codec if codec is not None else Codec(recipe.model)).to(device)
         if init_from is not None:
             self.codec.load_state_dict(Codec.from_pretrained(init_from).state_dict())
-        sr = recipe.model.sample_rate
+        sr = self.codec.sample_rate
         segment = int(recipe.train.segment_seconds * sr)
-        segment -= segment % recipe.model.hop_length
+        segment -= segment % self.codec.hop_length
         self.train_data = SegmentDataset(audio_files(data, "train"), sr, segment)
         valid_files = audio_files(data, "valid") or audio_files(data, "train")[:VALID_ITEMS]
         valid = SegmentDataset(valid_files[:VALID_ITEMS], sr, int(VALID_SECONDS * sr))
@@ -69,8 +77,9 @@ class CodecTask:
         """The step's crops and dropout levels, drawn whole on every rank; this rank reads only its part."""
         t = self.recipe.train
         crops = self.train_data.draw(t.batch_size, self.generator)
-        levels = self.codec.quantizer.dropout_levels(t.batch_size, generator=self.generator)
-        frames = self.train_data.segment // self.recipe.model.hop_length * self.codec.num_codebooks
+        levels = dropout_levels(t.batch_size, self.codec.num_codebooks,
+                                self.recipe.model.quantizer.dropout_probability, self.generator)
+        frames = self.train_data.segment // self.codec.hop_length * self.codec.num_codebooks
         parts = []
         for positions in rank_parts([1] * t.batch_size, self.world.world_size, self.world.rank, t.micro_batch_size):
             wav = self.train_data.batch([crops[p] for p in positions]).to(self.device)
@@ -94,6 +103,9 @@ class CodecTask:
             trainer.optimize("discriminator", d_loss * share)
         mel = self.mel_loss(out.audio, wav)
         loss = loss_cfg.mel_weight * mel + loss_cfg.commitment_weight * out.losses["commitment"]
+        if "codebook" in out.losses:  # codebooks learnt by gradient (DAC's quantizer)
+            loss = loss + out.losses["codebook"]
+            metrics["codebook"] = float(out.losses["codebook"].detach())
         if loss_cfg.waveform_weight > 0:
             waveform = (out.audio - wav).abs().mean()
             loss = loss + loss_cfg.waveform_weight * waveform

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int = 7000
+    # Wall-clock budget of the training loop in minutes (0 = none): training stops after the step that
+    # crosses it, with the usual end-of-run validation and checkpoint.
+    max_minutes: float = 0.0
     # The global batch of one optimiser step, over all processes: items (codec; LM when batch_frames is
     # 0) or an LM's padded frames. It stays the same whatever the number of processes.
     batch_size: int = 8

@@ -134,6 +134,7 @@ class Trainer:
         meter = _Meter()
         progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=self.quiet)
+        deadline = time.perf_counter() + 60 * self.config.max_minutes if self.config.max_minutes > 0 else None
         with progress:
             bar = progress.add_task("train", total=end, completed=self.step, info="")
             while self.step < end:
@@ -147,6 +148,8 @@ class Trainer:
                 self.micro, self.last_micro = 0, True
                 meter.steps += 1
                 self.step += 1
+                if deadline is not None and self._out_of_time(deadline):
+                    end = self.step
                 if self.step % self.config.log_every == 0 or self.step == end:
                     last = meter.reduce(self.world)
                     last["lr"] = self.schedulers[next(iter(self.schedulers))].get_last_lr()[0]
@@ -165,6 +168,10 @@ class Trainer:
         if self._writer is not None:
             self._writer.flush()
         return last
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """Whether the wall-clock budget is spent, agreed by every rank (all stop at the same step)."""
+        return self.world.sum([float(time.perf_counter() >= deadline)])[0] > 0
 
     def _eval_mode(self) -> None:
         for module in self.task.modules().values():
