@@ -58,7 +58,7 @@ def codec(
                                                     "decode": [r.decode_x_realtime for r in rows]},
                            json_out.with_suffix(".png"))
     if json_out:
-        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+        _write_json(json_out, "bench-codec", device, figures)
 
 
 @app.command()
@@ -88,7 +88,7 @@ def lm(
                       progress)
     print(bench_table(result))
     if json_out:
-        json_out.write_text(json.dumps(to_json(result), indent=2) + "\n")
+        _write_json(json_out, "bench-lm", device, to_json(result))
 
 
 @app.command("lm-local-context")
@@ -139,7 +139,7 @@ def tts(
           f"  full wait         {result.full_wait_median_s * 1000:.0f} ms median (synthesize; baseline)\n"
           f"  ended by itself   {result.stopped}/{result.sentences}")
     if json_out:
-        json_out.write_text(json.dumps(asdict(result), indent=2) + "\n")
+        _write_json(json_out, "bench-tts", device, asdict(result))
 
 
 @app.command()
@@ -158,7 +158,7 @@ def train(
     results = bench_train(kind, config, data, processes, steps, device)
     print(bench_train_table(results))
     if json_out:
-        json_out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        _write_json(json_out, "bench-train", device, {"rows": [asdict(r) for r in results]})
 
 
 @app.command("codec-train")
@@ -185,7 +185,6 @@ def codec_train(
     from ..codec.errors import SonorantError
     from ..evaluation.bench_codec_train import RaceSettings, bench_codec_train, race_figure, race_table
     from ..evaluation.peers import default_venv
-    from ..evaluation.provenance import provenance
 
     if manifest is None:
         manifest = data / "manifest.jsonl" if data.is_dir() else data
@@ -198,6 +197,34 @@ def codec_train(
     print(table)
     if json_out:
         figure = race_figure(rows, json_out.with_suffix(".png"))
-        json_out.write_text(json.dumps({"meta": provenance(device), "settings": asdict(settings),
-                                        "figure": figure.name if figure else None,
-                                        "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+        _write_json(json_out, "bench-codec-train", device, {"settings": asdict(settings),
+                                                             "figure": figure.name if figure else None,
+                                                             "rows": [asdict(r) for r in rows]})
+
+
+@app.command()
+def results(
+    folder: Path = typer.Option(None, "--dir", help="Results files (default: the repository's evaluation/results)."),
+    readme: Path = typer.Option(None, "--readme", help="Rewrite this README's generated Results block."),
+    check: bool = typer.Option(False, "--check", help="Only check that the README's block is up to date."),
+) -> None:
+    """Markdown tables from the --json files of bench and eval, each with its date, machine and command."""
+    from ..codec.errors import SonorantError
+    from ..evaluation.results import DEFAULT_DIR, render_results, update_readme
+
+    folder = folder or DEFAULT_DIR
+    if readme is None:
+        print(render_results(folder), end="")
+        return
+    if check and not update_readme(readme, folder, check=True):
+        raise SonorantError(f"{readme}: the Results block is out of date; run sonorant bench results --readme {readme}")
+    if not check:
+        update_readme(readme, folder)
+        print(f"{readme}: Results block rewritten from {folder}")
+
+
+def _write_json(path: Path, kind: str, device: str, figures: dict) -> None:
+    """A results file: what wrote it (`kind`), where and how (`meta`), then the figures."""
+    from ..evaluation.provenance import provenance
+
+    path.write_text(json.dumps({"kind": kind, "meta": provenance(device), **figures}, indent=2) + "\n")

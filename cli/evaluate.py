@@ -20,13 +20,19 @@ def codec(
     device: str = typer.Option("cpu", "--device"),
     asr: bool = typer.Option(False, "--asr", help="Also the word error rate of Whisper-base (offline; the "
                                                   "eval extra) on items with a text, and on the originals."),
+    group: str = typer.Option(None, "--group", help="Only items of one group: speech, speech-real (recorded "
+                                                    "human voices), music or sound."),
 ) -> None:
     """PESQ-WB, STOI (speech only), mel and STFT distances, SI-SDR and codebook use, per bitrate."""
     from rich.progress import Progress
 
+    from ..codec.errors import SonorantError
     from ..codec.pretrained import codec_dir, load_codec
-    from ..evaluation.codec_eval import evaluate_codec, write_codec_report
+    from ..evaluation.codec_eval import GROUPS, evaluate_codec, write_codec_report
+    from ..evaluation.provenance import provenance
 
+    if group is not None and group not in GROUPS:
+        raise SonorantError(f"--group must be one of {', '.join(GROUPS)}, not {group!r}")
     codec_model = load_codec(model, device)
     recognizer = None
     if asr:
@@ -37,9 +43,13 @@ def codec(
         bar = progress.add_task("evaluating", total=None)
         examples: dict = {}
         scores = evaluate_codec(codec_model, manifest, codebooks, split, max_items,
-                                progress=lambda: progress.advance(bar), asr=recognizer, examples=examples)
-    out = write_codec_report(scores, report, {"model": str(codec_dir(model)), "manifest": str(manifest),
-                                              "split": split, "fingerprint": codec_model.fingerprint}, examples)
+                                progress=lambda: progress.advance(bar), asr=recognizer, examples=examples,
+                                group=group)
+    label = f"{scores[0].items} {group or 'all'} items of the {split} split of `{manifest.parent.name}/{manifest.name}`"
+    out = write_codec_report(scores, report, {"kind": "eval-codec", "meta": provenance(device),
+                                              "model": str(codec_dir(model)), "manifest": str(manifest),
+                                              "split": split, "group": group, "items_label": label,
+                                              "fingerprint": codec_model.fingerprint}, examples)
     print((out / "report.md").read_text())
 
 

@@ -78,6 +78,7 @@ class RaceSettings:
     max_seconds: float = 8.0  # per held-out clip
     device: str = "cpu"
     threads: int = 0
+    max_steps: int = 0  # also stop after this many steps (0 = the budget alone); for tests
 
 
 def build_codec(key: str, settings: RaceSettings):
@@ -85,7 +86,7 @@ def build_codec(key: str, settings: RaceSettings):
     from ..training.recipe import codec_recipe, load_recipe_dict
     from .peer_codecs import DacStyle, EncodecStyle, PeerConfig
 
-    overrides = {"max_minutes": settings.budget_minutes, "max_steps": 10**7, "log_every": 10,
+    overrides = {"max_minutes": settings.budget_minutes, "max_steps": settings.max_steps or 10**7, "log_every": 10,
                  "valid_every": 10**9, "checkpoint_every": 10**9, "sample_every": 10**9}
     if settings.threads:
         overrides["threads"] = settings.threads

@@ -13,8 +13,11 @@ from ..codec import Codec, codebook_usage
 from ..codec.audio import load_audio
 from ..codec.errors import SonorantError
 from ..codec.files import decode_audio, encode_audio
-from ..data.manifest import read_manifest
+from ..data.build import REAL_VOICES
+from ..data.manifest import Item, read_manifest
 from . import metrics as M
+
+GROUPS = ("speech", "speech-real", "music", "sound")  # see item_group
 
 
 @dataclass
@@ -36,14 +39,17 @@ class CodecScore:
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
-                   max_items: int = 50, progress=None, asr=None, examples: dict | None = None) -> list[CodecScore]:
+                   max_items: int = 50, progress=None, asr=None, examples: dict | None = None,
+                   group: str | None = None) -> list[CodecScore]:
     """Score the round trips of a manifest's `split` items at each codebook count; with `asr` (an object
     with `transcribe(audio16k) -> str`), also the word error rate on items that have a text. `examples`, if
-    given, receives the first item's reference ("reference") and reconstruction per codebook count."""
+    given, receives the first item's reference ("reference") and reconstruction per codebook count. `group`
+    keeps only items of one group (see `item_group`)."""
     manifest = Path(manifest)
-    items = [it for it in read_manifest(manifest) if it.split == split][:max_items]
+    items = [it for it in read_manifest(manifest) if it.split == split and group in (None, item_group(it))]
+    items = items[:max_items]
     if not items:
-        raise SonorantError(f"{manifest}: no items in split {split!r}")
+        raise SonorantError(f"{manifest}: no items in split {split!r}" + (f" and group {group!r}" if group else ""))
     sr = codec.sample_rate
     refs = [load_audio(manifest.parent / it.path, sr)[0] for it in items]
     speech = all(it.domain == "speech" for it in items)
@@ -91,6 +97,11 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     return scores
 
 
+def item_group(item: Item) -> str:
+    """speech, speech-real (recorded human voices), music or sound: PESQ / STOI are scored on speech only."""
+    return "speech-real" if (item.base_speaker or "").startswith(REAL_VOICES) else item.domain
+
+
 def _wer(asr, pairs: list[tuple[torch.Tensor, str]]) -> float:
     from .asr import word_errors
 
@@ -107,6 +118,14 @@ def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, "scores": [asdict(s) for s in scores]}, indent=2) + "\n")
+    lines = score_table(scores)
+    lines += ["", *_figures(scores, out_dir, examples)]
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return out_dir
+
+
+def score_table(scores: list[CodecScore]) -> list[str]:
+    """Markdown rows, one per codebook count, with the reference figures (WER, DNSMOS) below."""
     with_wer = any(s.wer is not None for s in scores)
     with_mos = any(s.dnsmos is not None for s in scores)
     lines = ["| codebooks | kbps | PESQ-WB | STOI | mel dist | STFT dist | SI-SDR (dB) | mean perplexity |"
@@ -123,9 +142,7 @@ def write_codec_report(scores: list[CodecScore], out_dir: str | Path, meta: dict
     if with_mos:
         lines.append(f"\nDNSMOS (P.835 overall, a distortion proxy, not a naturalness MOS) of the original audio: "
                      f"{scores[0].reference_dnsmos:.2f}")
-    lines += ["", *_figures(scores, out_dir, examples)]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    return out_dir
+    return lines
 
 
 def _figures(scores: list[CodecScore], out_dir: Path, examples: dict | None) -> list[str]:

@@ -1,0 +1,53 @@
+"""The README's Results block is generated from results files, each with its provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sonorant.cli.app import app, main
+from sonorant.codec.errors import SonorantError
+from sonorant.evaluation.results import BEGIN, DEFAULT_DIR, END, render_results, update_readme
+
+REPO = Path(__file__).resolve().parent.parent
+META = {"date": "2026-01-02", "machine": "2-core Test CPU", "device": "cpu", "command": "sonorant bench tts --json x",
+        "commit": "abc1234"}
+TTS = {"kind": "bench-tts", "meta": META, "real_time_factor": 0.4321, "frames_per_second": 115.0,
+       "first_audio_median_s": 0.118, "first_audio_max_s": 0.145, "full_wait_median_s": 0.923, "stopped": 5,
+       "sentences": 6}
+
+
+def test_sections_carry_their_figures_and_provenance(tmp_path):
+    (tmp_path / "tts.json").write_text(json.dumps(TTS))
+    text = render_results(tmp_path)
+    assert "### TTS speed" in text
+    assert "| 0.432 | 115 | 118 | 145 | 923 | 5/6 |" in text
+    assert "2026-01-02, 2-core Test CPU, commit abc1234" in text and "`sonorant bench tts --json x`" in text
+
+
+def test_a_file_without_provenance_is_refused(tmp_path):
+    (tmp_path / "old.json").write_text(json.dumps({k: v for k, v in TTS.items() if k != "meta"}))
+    with pytest.raises(SonorantError, match="meta"):
+        render_results(tmp_path)
+
+
+def test_readme_block_is_rewritten_and_checked(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tts.json").write_text(json.dumps(TTS))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n## Results\n\n{BEGIN}\nold, typed by hand\n{END}\n\n## After\n")
+    assert not update_readme(readme, tmp_path / "results", check=True)
+    update_readme(readme, tmp_path / "results")
+    text = readme.read_text()
+    assert "typed by hand" not in text and "5/6" in text and text.endswith("## After\n")
+    assert update_readme(readme, tmp_path / "results", check=True)
+    args = ["bench", "results", "--dir", str(tmp_path / "results"), "--readme", str(readme), "--check"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    readme.write_text(readme.read_text().replace("5/6", "6/6"))  # a hand edit
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+
