@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from sonorant.cli.app import app, main
 from sonorant.codec.errors import SonorantError
-from sonorant.evaluation.results import BEGIN, DEFAULT_DIR, END, render_results, update_readme
+from sonorant.evaluation.results import BEGIN, END, render_results, update_readme
 
 REPO = Path(__file__).resolve().parent.parent
 META = {"date": "2026-01-02", "machine": "2-core Test CPU", "device": "cpu", "command": "sonorant bench tts --json x",
