@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,9 +23,9 @@ import torch
 
 from ..codec.audio import load_audio
 from ..codec.errors import SonorantError
-from ..data.build import REAL_VOICES
 from ..data.manifest import read_manifest
 from . import metrics as M
+from .codec_eval import GROUPS, item_group, stable_order
 
 ARCHITECTURES = {
     "sonorant": "Sonorant (causal SEANet/Snake, EMA RVQ)",
@@ -34,7 +33,6 @@ ARCHITECTURES = {
     "dac": "DAC 16 kHz architecture (Snake, factorised RVQ)",
 }
 RESULT_FILE = "result.json"
-GROUPS = ("speech", "speech-real", "music", "sound")  # held-out audio, scored separately
 
 
 @dataclass
@@ -109,11 +107,10 @@ def held_out(manifest: str | Path, max_items: int, max_seconds: float,
     """Up to `max_items` test-split clips per group, each cut to `max_seconds`, as [N] tensors."""
     manifest = Path(manifest)
     groups: dict[str, list[torch.Tensor]] = {}
-    # A stable shuffle, so a group's clips come from many voices rather than the manifest's first one.
-    for item in sorted(read_manifest(manifest), key=lambda it: zlib.crc32(it.id.encode())):
+    for item in stable_order(read_manifest(manifest)):
         if item.split != "test":
             continue
-        group = "speech-real" if (item.base_speaker or "").startswith(REAL_VOICES) else item.domain
+        group = item_group(item)
         if len(groups.setdefault(group, [])) < max_items:
             wav = load_audio(manifest.parent / item.path, sample_rate)[0]
             groups[group].append(wav[: int(max_seconds * sample_rate)])

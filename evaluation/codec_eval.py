@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     given, receives the first item's reference ("reference") and reconstruction per codebook count. `group`
     keeps only items of one group (see `item_group`)."""
     manifest = Path(manifest)
-    items = [it for it in read_manifest(manifest) if it.split == split and group in (None, item_group(it))]
-    items = items[:max_items]
+    items = [it for it in stable_order(read_manifest(manifest))
+             if it.split == split and group in (None, item_group(it))][:max_items]
     if not items:
         raise SonorantError(f"{manifest}: no items in split {split!r}" + (f" and group {group!r}" if group else ""))
     sr = codec.sample_rate
@@ -95,6 +96,12 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             reference_wer=reference_wer, dnsmos=mean("dnsmos"), reference_dnsmos=reference_dnsmos,
         ))
     return scores
+
+
+def stable_order(items: list[Item]) -> list[Item]:
+    """A shuffle fixed by the item ids: the first n items of a split come from many voices and sources, not
+    from the one the manifest lists first."""
+    return sorted(items, key=lambda it: zlib.crc32(it.id.encode()))
 
 
 def item_group(item: Item) -> str:

@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from sonorant.cli.app import app, main
+from sonorant.codec.errors import SonorantError
 from sonorant.data.manifest import Item, write_manifest
 from sonorant.evaluation.bench_codec_train import (
     GroupScore,
@@ -135,3 +136,17 @@ def test_cli_writes_json_with_provenance(three_domains, tmp_path, monkeypatch):
     assert data["meta"]["command"].startswith("sonorant bench codec-train")
     assert data["meta"]["machine"] and data["meta"]["date"]
     assert [r["key"] for r in data["rows"]] == ["sonorant"] and data["rows"][0]["steps"] >= 1
+
+
+def test_eval_codec_scores_one_group_at_a_time(three_domains, tiny_codec):
+    from sonorant.evaluation.codec_eval import evaluate_codec
+
+    manifest = three_domains / "manifest.jsonl"
+    speech, = evaluate_codec(tiny_codec, manifest, [4], group="speech")
+    real, = evaluate_codec(tiny_codec, manifest, [4], group="speech-real")
+    music, = evaluate_codec(tiny_codec, manifest, [4], group="music")
+    assert speech.items == real.items == music.items == 1
+    assert speech.pesq_wb is not None and real.stoi is not None
+    assert music.pesq_wb is None and music.stoi is None and music.mel_distance > 0
+    with pytest.raises(SonorantError, match="group 'sound'"):
+        evaluate_codec(tiny_codec, manifest, [4], split="train", group="sound")

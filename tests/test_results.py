@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from sonorant.cli.app import app, main
 from sonorant.codec.errors import SonorantError
-from sonorant.evaluation.results import BEGIN, END, render_results, update_readme
+from sonorant.evaluation.results import BEGIN, DEFAULT_DIR, END, render_results, update_readme
 
 REPO = Path(__file__).resolve().parent.parent
 META = {"date": "2026-01-02", "machine": "2-core Test CPU", "device": "cpu", "command": "sonorant bench tts --json x",
@@ -51,3 +51,9 @@ def test_readme_block_is_rewritten_and_checked(tmp_path):
         main(args)
     assert exit_.value.code == 2
 
+
+
+def test_the_repository_readme_matches_its_results_files():
+    """The README's tables are exactly what the committed results files render to."""
+    assert update_readme(REPO / "README.md", DEFAULT_DIR, check=True), \
+        "README Results block is stale: run sonorant bench results --readme README.md"
