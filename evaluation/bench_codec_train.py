@@ -102,7 +102,7 @@ def build_codec(key: str, settings: RaceSettings):
     raise SonorantError(f"unknown architecture {key!r}: choose from {', '.join(ARCHITECTURES)}")
 
 
-def held_out(manifest: str | Path, max_items: int, max_seconds: float,
+def held_out_clips(manifest: str | Path, max_items: int, max_seconds: float,
              sample_rate: int) -> dict[str, list[torch.Tensor]]:
     """Up to `max_items` test-split clips per group, each cut to `max_seconds`, as [N] tensors."""
     manifest = Path(manifest)
@@ -154,7 +154,7 @@ def train_and_score(key: str, settings: RaceSettings, out_dir: Path) -> TrainedC
     with joined(settings.device) as world:
         task = CodecTask(recipe, settings.data, world, generator, codec=module)
         codec = task.codec
-        clips = held_out(settings.manifest, settings.max_items, settings.max_seconds, codec.sample_rate)
+        clips = held_out_clips(settings.manifest, settings.max_items, settings.max_seconds, codec.sample_rate)
         before = score(codec, clips, world.device)
         row.untrained_mel_distance = float(np.mean([s.mel_distance for s in before]))
         row.params_millions = sum(p.numel() for p in codec.parameters()) / 1e6
@@ -270,14 +270,13 @@ def race_figure(rows: list[TrainedCodec], path: Path) -> Path | None:
     ran = [r for r in rows if not r.error]
     if not plots_available() or not ran:
         return None
-    metrics = {"speech PESQ-WB": [(r.score("speech") or _none).pesq_wb for r in ran],
-               "speech STOI": [(r.score("speech") or _none).stoi for r in ran],
+    speech = [r.score("speech") for r in ran]
+    metrics = {"speech PESQ-WB": [s.pesq_wb if s else None for s in speech],
+               "speech STOI": [s.stoi if s else None for s in speech],
                "mel distance (all)": [float(np.mean([s.mel_distance for s in r.scores])) for r in ran],
                "SI-SDR dB (all)": [float(np.mean([s.si_sdr for s in r.scores])) for r in ran]}
     return metric_bars([r.key for r in ran], metrics, path)
 
-
-_none = GroupScore("", 0, None, None, 0.0, 0.0, 0.0)
 
 
 if __name__ == "__main__":  # one architecture, in its own process (DAC's in its environment)
