@@ -76,23 +76,25 @@ def encode(
     codebooks: int = typer.Option(None, "--codebooks", min=1, help="Codebooks to keep (default: all)."),
     batch_seconds: float = typer.Option(60.0, "--batch-seconds", min=1.0, help="Audio per encoder batch."),
     device: str = typer.Option("cpu", "--device"),
+    speaker: list[str] = typer.Option([], "--speaker",
+                                      help="Only items whose base speaker starts with this (repeat), e.g. flite:"),
 ) -> None:
     """Encode a manifest's audio to token shards for LM training (under torchrun each rank takes its share)."""
     from rich.progress import Progress
 
     from ..codec.files import resolve_codebooks
     from ..codec.pretrained import load_codec
-    from ..data.encode import encode_manifest, rank_and_world
+    from ..data.encode import encode_manifest, rank_and_world, speaker_items
     from ..data.manifest import read_manifest
 
     model = load_codec(codec, device)
     k = resolve_codebooks(model, codebooks)
     rank, world = rank_and_world()
-    total = len(read_manifest(manifest)[rank::world])
+    total = len(speaker_items(read_manifest(manifest), tuple(speaker))[rank::world])
     with Progress(disable=rank != 0) as progress:
         bar = progress.add_task("encoding", total=total)
         result = encode_manifest(manifest, model, out, k, batch_seconds, rank=rank, world=world,
-                                 progress=lambda n: progress.advance(bar, n))
+                                 progress=lambda n: progress.advance(bar, n), speakers=tuple(speaker))
     skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items()) or "none"
     print(f"{out}: rank {rank}/{world}: {result.encoded} items encoded ({result.audio_seconds / 3600:.2f} h, "
           f"{result.frames} frames), {result.already_done} already done; skipped: {skipped}", file=sys.stderr)

@@ -63,6 +63,8 @@ def tts(
     mode: list[str] = typer.Option(["transcript", "reference"], "--mode",
                                    help="Voice-prompt modes to score (repeatable)."),
     split: str = typer.Option("test", "--split"),
+    speaker: list[str] = typer.Option([], "--speaker", help="With --manifest: only these base voices (prefix; "
+                                                            "repeat), e.g. flite:slt"),
     max_cases: int = typer.Option(30, "--max-cases", min=1),
     seed: int = typer.Option(0, "--seed"),
     max_seconds: float = typer.Option(20.0, "--max-seconds", min=1.0, help="Cap on each generated clip."),
@@ -74,6 +76,7 @@ def tts(
     from rich.progress import Progress
 
     from ..codec.errors import SonorantError
+    from ..evaluation.provenance import provenance
     from ..evaluation.tts_eval import (
         MODES,
         cases_from_manifest,
@@ -90,7 +93,8 @@ def tts(
     unknown = set(mode) - set(MODES)
     if unknown:
         raise SonorantError(f"unknown --mode {', '.join(sorted(unknown))} (choose from {', '.join(MODES)})")
-    chosen = read_cases(cases)[:max_cases] if cases else cases_from_manifest(manifest, split, max_cases, seed)
+    chosen = read_cases(cases)[:max_cases] if cases else cases_from_manifest(manifest, split, max_cases, seed,
+                                                                                 speakers=tuple(speaker))
     synth = Synthesizer.from_pretrained(model, device=device)
     recognizer = speaker = None
     if asr:
@@ -106,6 +110,10 @@ def tts(
         result = evaluate_tts(synth, chosen, tuple(mode), recognizer, speaker, seed,
                               progress=lambda: progress.advance(bar), keep=report / "wav", max_seconds=max_seconds)
     panels = first_case_panels(chosen, report / "wav", tuple(mode), synth.sample_rate)
-    out = write_tts_report(result, report, {"model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
-                                            "seed": seed, "max_seconds": max_seconds}, panels)
+    voices = f" ({', '.join(speaker)})" if speaker else ""
+    label = (f"{len(chosen)} {split} items{voices} of `{manifest.parent.name}/{manifest.name}`" if manifest
+             else f"{len(chosen)} cases of `{cases.name}`")
+    out = write_tts_report(result, report, {"kind": "eval-tts", "meta": provenance(device),
+                                            "model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
+                                            "items_label": label, "seed": seed, "max_seconds": max_seconds}, panels)
     print((out / "report.md").read_text())

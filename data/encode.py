@@ -15,7 +15,7 @@ from ..codec import Codec
 from ..codec.audio import load_audio
 from ..codec.errors import AudioError
 from ..codec.files import encode_audio
-from .manifest import Item, read_manifest
+from .manifest import Item, of_speakers, read_manifest
 from .shards import CodecInfo, ShardError, ShardWriter, completed_ids, read_codec_info, shard_names, write_index
 
 LONG_SECONDS = 30.0  # longer items are encoded alone, in streaming chunks (bounded memory)
@@ -37,12 +37,19 @@ def rank_and_world() -> tuple[int, int]:
 
 
 @torch.inference_mode()
+def speaker_items(items: list[Item], speakers: tuple[str, ...]) -> list[Item]:
+    """The items of `speakers` (base-speaker prefixes; every item when empty)."""
+    return [it for it in items if of_speakers(it.base_speaker, it.speaker, speakers)]
+
+
 def encode_manifest(manifest: str | Path, codec: Codec, out: str | Path, num_codebooks: int | None = None,
                     batch_seconds: float = 60.0, shard_frames: int = 500_000, rank: int = 0, world: int = 1,
-                    long_seconds: float = LONG_SECONDS, progress=None) -> EncodeResult:
+                    long_seconds: float = LONG_SECONDS, progress=None,
+                    speakers: tuple[str, ...] = ()) -> EncodeResult:
     """Encode every item of `manifest` (this rank's share: items i with i % world == rank) into shards.
 
     Items are batched by length; items of `long_seconds` or more are encoded alone in streaming chunks.
+    With `speakers`, only the items whose base speaker (or speaker) starts with one of those prefixes.
     """
     manifest, out = Path(manifest), Path(out)
     k = num_codebooks or codec.num_codebooks
@@ -53,7 +60,7 @@ def encode_manifest(manifest: str | Path, codec: Codec, out: str | Path, num_cod
         raise ShardError(f"{out}: holds shards of another codec or codebook count ({existing.fingerprint}, "
                          f"K={existing.num_codebooks}); use a new --out")
     write_index(out, info)
-    items = read_manifest(manifest)[rank::world]
+    items = speaker_items(read_manifest(manifest), speakers)[rank::world]
     done = completed_ids(out)
     pending = [it for it in items if it.id not in done]
     result = EncodeResult(out, 0, len(items) - len(pending))

@@ -82,3 +82,9 @@ def write_manifest(path: str | Path, items: Iterable[Item]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for item in items:
             f.write(item.to_json() + "\n")
+
+
+def of_speakers(base_speaker: str | None, speaker: str | None, prefixes: tuple[str, ...]) -> bool:
+    """Whether an item's base speaker (or speaker, where there is no base) starts with one of `prefixes`
+    (always, when there are none): `("flite:",)` keeps one engine's voices with their pseudo-speakers."""
+    return not prefixes or (base_speaker or speaker or "").startswith(tuple(prefixes))

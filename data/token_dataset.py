@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .manifest import of_speakers
 from .shards import TokenShards
 
 
@@ -27,12 +28,14 @@ class TokenDataset:
     another utterance: the zero-shot training pair (speak this text in the voice of that clip)."""
 
     def __init__(self, shards: TokenShards, max_frames: int | None = None,
-                 prompt_frames: tuple[int, int] = (150, 500)) -> None:
+                 prompt_frames: tuple[int, int] = (150, 500), speakers: tuple[str, ...] = ()) -> None:
         self.shards = shards
         self.prompt_frames = prompt_frames
         # Items longer than max_frames are left out rather than cropped: a crop would cut the text.
+        # With `speakers` (base-speaker prefixes), only those speakers' items.
         self.indices = [i for i, m in enumerate(shards.meta) if m.frames > 0
-                        and (max_frames is None or m.frames <= max_frames)]
+                        and (max_frames is None or m.frames <= max_frames)
+                        and of_speakers(m.base_speaker, m.speaker, speakers)]
         self.by_speaker: dict[str, list[int]] = defaultdict(list)
         for i in self.indices:
             speaker = shards.meta[i].speaker

@@ -55,6 +55,12 @@ def _eval_codec(data: dict) -> tuple[str, list[str]]:
     return (f"Codec quality of `{Path(data['model']).name}` on {data['items_label']}", score_table(scores))
 
 
+def _eval_tts(data: dict) -> tuple[str, list[str]]:
+    from .tts_eval import tts_table
+
+    return f"TTS quality of `{Path(data['model']).name}` on {data['items_label']}", tts_table(data)
+
+
 def _bench_lm(data: dict) -> tuple[str, list[str]]:
     lines = ["| frames | model | positions | s / step | peak memory (MB) | flat / hierarchical time |",
              "|---|---|---|---|---|---|"]
@@ -97,6 +103,7 @@ def _bench_train(data: dict) -> tuple[str, list[str]]:
 
 RENDERERS: dict[str, Callable[[dict], tuple[str, list[str]]]] = {
     "bench-codec": _bench_codec, "bench-codec-train": _bench_codec_train, "eval-codec": _eval_codec,
+    "eval-tts": _eval_tts,
     "bench-lm": _bench_lm, "bench-train": _bench_train, "bench-tts": _bench_tts,
 }
 

@@ -20,7 +20,7 @@ import torch
 
 from ..codec.audio import load_audio
 from ..codec.errors import SonorantError
-from ..data.manifest import read_manifest
+from ..data.manifest import of_speakers, read_manifest
 from . import metrics as M
 from .asr import char_errors, word_errors
 
@@ -76,12 +76,15 @@ def read_cases(path: str | Path) -> list[TTSCase]:
 
 
 def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: int = 30, seed: int = 0,
-                        min_prompt_seconds: float = 3.0, min_target_seconds: float = 2.0) -> list[TTSCase]:
+                        min_prompt_seconds: float = 3.0, min_target_seconds: float = 2.0,
+                        speakers: tuple[str, ...] = ()) -> list[TTSCase]:
     """Pair items of `split` (with a text; at least `min_target_seconds` long where the speaker has such,
     since ASR is unreliable on one-word clips) with another utterance of their speaker as the voice prompt
-    (at least `min_prompt_seconds` long when the speaker has one); speakers take turns."""
+    (at least `min_prompt_seconds` long when the speaker has one); speakers take turns. `speakers` (base-speaker
+    prefixes) keeps only those voices."""
     manifest = Path(manifest)
-    items = [i for i in read_manifest(manifest) if i.split == split and i.text and i.speaker]
+    items = [i for i in read_manifest(manifest) if i.split == split and i.text and i.speaker
+             and of_speakers(i.base_speaker, i.speaker, speakers)]
     by_speaker: dict[str, list] = {}
     for item in items:
         by_speaker.setdefault(item.speaker, []).append(item)
@@ -108,7 +111,8 @@ def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: in
             if len(cases) == max_cases:
                 break
     if not cases:
-        raise SonorantError(f"{manifest}: no {split} items with text and a second utterance of their speaker")
+        only = f" of {', '.join(speakers)}" if speakers else ""
+        raise SonorantError(f"{manifest}: no {split} items{only} with text and a second utterance of their speaker")
     return cases
 
 
@@ -220,6 +224,13 @@ def write_tts_report(result: dict, out_dir: str | Path, meta: dict,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps({**meta, **result}, indent=2) + "\n")
+    lines = [*tts_table(result), "", *_figures(result, out_dir, examples or [])]
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return out_dir
+
+
+def tts_table(result: dict) -> list[str]:
+    """Markdown table of `evaluate_tts`'s scores, with the notes that read it."""
     lines = ["| system | cases | WER % | CER % | SIM to prompt | stopped by itself | length / reference | RTF | "
              "first audio | DNSMOS |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in result["scores"]:
@@ -233,9 +244,7 @@ def write_tts_report(result: dict, out_dir: str | Path, meta: dict,
                      "naturalness MOS.")
     if result.get("different_speakers_similarity") is not None:
         lines.append(f"\nSIM between the prompts of different speakers: {result['different_speakers_similarity']:.3f}")
-    lines += ["", *_figures(result, out_dir, examples or [])]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    return out_dir
+    return lines
 
 
 def _figures(result: dict, out_dir: Path, examples: list[tuple[str, np.ndarray, int]]) -> list[str]:

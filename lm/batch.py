@@ -22,6 +22,9 @@ class Conditioning:
     prompt_lengths: torch.Tensor | None = None  # [B]
     caption: torch.Tensor | None = None  # [B, caption_dim] caption embeddings
     has_caption: torch.Tensor | None = None  # [B] bool
+    # [B] frames per text token, for `text_positions: aligned` (training derives it from the target's length;
+    # generation estimates it, from the voice prompt's speaking rate or the model's mean)
+    rate: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

@@ -53,6 +53,14 @@ class LMConfig:
     # "before_text" ([PROMPT][prompt][text][BOS][target]: the text right before the audio it describes, at
     # the same distance from it whatever the prompt's length).
     prompt_position: str = "after_text"
+    # Rotary positions of the global sequence: "sequence" (each entry's index in it) or "aligned" (the
+    # target's frames count 0, 1, 2...; the voice prompt's frames the negative positions before them, and
+    # text token j sits at (j + 0.5) x the item's frames per token, so the query of a frame is nearest to
+    # the token it speaks: Deep Voice 3's position rates, and the text alignment emerges far sooner).
+    text_positions: str = "sequence"
+    # Aligned positions: the frames per text token used at generation when the caller gives no rate (the
+    # mean of the training data, recorded by training).
+    frames_per_token: float = 4.0
     # Generation stops at most at this many frames per text token (and at max_frames in any case).
     max_frames_per_token: float = 20.0
     max_frames: int = 1500
@@ -67,6 +75,10 @@ class LMConfig:
             raise ValueError("dim and local_dim must be multiples of their head counts")
         if self.prompt_position not in ("after_text", "before_text"):
             raise ValueError(f"prompt_position must be 'after_text' or 'before_text', not {self.prompt_position!r}")
+        if self.text_positions not in ("sequence", "aligned"):
+            raise ValueError(f"text_positions must be 'sequence' or 'aligned', not {self.text_positions!r}")
+        if self.frames_per_token <= 0:
+            raise ValueError("frames_per_token must be positive")
         if not 0.0 < self.local_frame_fraction <= 1.0:
             raise ValueError("local_frame_fraction must be in (0, 1]")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -54,6 +55,9 @@ class Generation:
         if self.sampling.max_frames is not None:
             caps = caps.clamp(max=self.sampling.max_frames)
         self.caps = caps
+        if c.text_positions == "aligned" and cond.rate is None:  # a prefix must not set the rate
+            cond = dataclasses.replace(cond, rate=torch.full((cond.batch_size,), c.frames_per_token,
+                                                             device=cond.text.device))
         self.guided = self.sampling.cfg_scale is not None
         if self.guided:
             cond = _stack(cond, drop_condition(cond, torch.ones(cond.batch_size, dtype=torch.bool,
@@ -147,4 +151,5 @@ def _stack(a: Conditioning, b: Conditioning) -> Conditioning:
         return None if x is None else torch.cat([x, y])
     return Conditioning(text=cat(a.text, b.text), text_lengths=cat(a.text_lengths, b.text_lengths),
                         prompt=cat(a.prompt, b.prompt), prompt_lengths=cat(a.prompt_lengths, b.prompt_lengths),
-                        caption=cat(a.caption, b.caption), has_caption=cat(a.has_caption, b.has_caption))
+                        caption=cat(a.caption, b.caption), has_caption=cat(a.has_caption, b.has_caption),
+                        rate=cat(a.rate, b.rate))

@@ -23,7 +23,7 @@ class Sequence:
 
     x: torch.Tensor  # [B, N, C]
     valid: torch.Tensor  # [B, N] bool
-    positions: torch.Tensor  # [B, N] position of each entry inside its own item
+    positions: torch.Tensor  # [B, N] rotary position of each entry (float; see `LMConfig.text_positions`)
     prompt_mark: torch.Tensor  # [B] index of the PROMPT marker
     bos: torch.Tensor  # [B] index of BOS (the first target frame is predicted there)
 
@@ -77,8 +77,10 @@ class HierarchicalLM(nn.Module):
         target = self.embed_frames(codes) + seg[SEGMENT_TARGET] if codes is not None else None
         marker, bos = self.prompt_marker + seg[SEGMENT_PROMPT], self.bos + seg[SEGMENT_TARGET]
 
-        rows, marks, bos_at = [], [], []
+        rows, marks, bos_at, row_positions = [], [], [], []
         prompt_first = self.config.prompt_position == "before_text"
+        aligned = self.config.text_positions == "aligned"
+        rates = self._rates(cond, code_lengths) if aligned else None
         for i in range(cond.batch_size):
             condition = [text[i, : int(cond.text_lengths[i])]]
             if caption is not None and (cond.has_caption is None or bool(cond.has_caption[i])):
@@ -91,6 +93,9 @@ class HierarchicalLM(nn.Module):
             if target is not None:
                 parts.append(target[i, : int(code_lengths[i])])
             rows.append(torch.cat(parts))
+            if aligned:
+                row_positions.append(_aligned(condition, voice, rows[-1].shape[0] - bos_at[-1], rates[i],
+                                              prompt_first))
         lengths = torch.tensor([r.shape[0] for r in rows], device=text.device)
         n = int(lengths.max())
         x = text.new_zeros(len(rows), n, text.shape[-1])
@@ -100,9 +105,19 @@ class HierarchicalLM(nn.Module):
             s = int(shift[i])
             x[i, s: s + row.shape[0]] = row
             valid[i, s: s + row.shape[0]] = True
-        positions = (torch.arange(n, device=x.device)[None] - shift[:, None]).clamp(min=0)
+        positions = (torch.arange(n, device=x.device)[None] - shift[:, None]).clamp(min=0).float()
+        for i, row in enumerate(row_positions):
+            positions[i, int(shift[i]): int(shift[i]) + row.shape[0]] = row
         return Sequence(x, valid, positions, torch.tensor(marks, device=x.device) + shift,
                         torch.tensor(bos_at, device=x.device) + shift)
+
+    def _rates(self, cond: Conditioning, code_lengths: torch.Tensor | None) -> torch.Tensor:
+        """[B] frames per text token: the caller's, else the target's length over the text's, else the mean."""
+        if cond.rate is not None:
+            return cond.rate.float()
+        if code_lengths is not None:
+            return code_lengths.float() / cond.text_lengths.float().clamp(min=1)
+        return torch.full((cond.batch_size,), self.config.frames_per_token, device=cond.text.device)
 
     # -- the local (depth) transformer ---------------------------------------------------------
     def local_inputs(self, hidden: torch.Tensor, codes: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -230,7 +245,21 @@ def drop_condition(cond: Conditioning, drop: torch.Tensor) -> Conditioning:
     if cond.caption is not None:
         has_caption = (has_caption if has_caption is not None else torch.ones_like(drop)) & ~drop
     return Conditioning(text=cond.text, text_lengths=torch.where(drop, 0, cond.text_lengths), prompt=cond.prompt,
-                        prompt_lengths=cond.prompt_lengths, caption=cond.caption, has_caption=has_caption)
+                        prompt_lengths=cond.prompt_lengths, caption=cond.caption, has_caption=has_caption,
+                        rate=cond.rate)
+
+
+def _aligned(condition: list[torch.Tensor], voice: list[torch.Tensor], audio: int, rate: torch.Tensor,
+             prompt_first: bool) -> torch.Tensor:
+    """Aligned positions of one row: the voice prompt (marker + frames) at -(P + 1)..-1, text token j at
+    (j + 0.5) x rate and a caption at 0 (in the row's order), then BOS and the target frames at 0..audio-1."""
+    device = rate.device
+    n_voice = sum(p.shape[0] for p in voice)
+    text = (torch.arange(condition[0].shape[0], device=device) + 0.5) * rate
+    cond = torch.cat([text, rate.new_zeros(sum(p.shape[0] for p in condition[1:]))])
+    voice_pos = torch.arange(-n_voice, 0, device=device, dtype=torch.float)
+    parts = [voice_pos, cond] if prompt_first else [cond, voice_pos]
+    return torch.cat([*parts, torch.arange(audio, device=device, dtype=torch.float)])
 
 
 def _end_column(logits: torch.Tensor, end_token: int) -> torch.Tensor:

@@ -23,7 +23,9 @@ def make_batch(seed: int = 0) -> LMBatch:
     text = torch.randint(1, VOCAB, (3, 7), generator=g)
     prompt = torch.randint(0, CARD, (3, K, 5), generator=g)
     codes = torch.randint(0, CARD, (3, K, 9), generator=g)
-    cond = Conditioning(text, torch.tensor([7, 4, 0]), prompt, torch.tensor([5, 2, 0]))
+    # `rate` (frames per text token) only moves the text of models with aligned positions.
+    cond = Conditioning(text, torch.tensor([7, 4, 0]), prompt, torch.tensor([5, 2, 0]),
+                        rate=torch.tensor([1.3, 1.5, 4.0]))
     return LMBatch(cond, codes, torch.tensor([9, 6, 3]))
 
 
@@ -31,11 +33,14 @@ def finite(x: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(torch.isinf(x), 0.0)
 
 
-@pytest.fixture(params=[("first", "after_text"), ("every", "after_text"), ("first", "before_text")])
+@pytest.fixture(params=[("first", "after_text", "sequence"), ("every", "after_text", "sequence"),
+                        ("first", "before_text", "sequence"), ("first", "before_text", "aligned"),
+                        ("every", "after_text", "aligned")])
 def model(request) -> HierarchicalLM:
     torch.manual_seed(0)
-    local_context, prompt_position = request.param
-    return HierarchicalLM(tiny_config(local_context=local_context, prompt_position=prompt_position)).eval()
+    local_context, prompt_position, text_positions = request.param
+    return HierarchicalLM(tiny_config(local_context=local_context, prompt_position=prompt_position,
+                                      text_positions=text_positions)).eval()
 
 
 def test_future_frames_and_later_codebooks_do_not_change_past_logits(model):
@@ -73,7 +78,8 @@ def test_batch_generation_equals_one_item_at_a_time(model):
     together = Generation(model, batch.condition, greedy).run()
     for i in range(3):
         c = batch.condition
-        alone = Conditioning(c.text[i:i + 1], c.text_lengths[i:i + 1], c.prompt[i:i + 1], c.prompt_lengths[i:i + 1])
+        alone = Conditioning(c.text[i:i + 1], c.text_lengths[i:i + 1], c.prompt[i:i + 1], c.prompt_lengths[i:i + 1],
+                             rate=c.rate[i:i + 1])
         single = Generation(model, alone, greedy).run()
         n = int(single.lengths[0])
         assert int(together.lengths[i]) == n

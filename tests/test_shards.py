@@ -108,6 +108,15 @@ def test_prompts_come_from_another_utterance_of_the_same_speaker(speech_corpus, 
         assert 5 <= example.prompt.shape[-1] <= 8 or example.prompt.shape[-1] == shards.codes(
             [m.id for m in shards.meta].index(example.prompt_id)).shape[-1]
     assert len(TokenDataset(shards, max_frames=20)) < len(dataset)
+    only = TokenDataset(shards, prompt_frames=(5, 8), speakers=("spk1",))
+    assert len(only) == 3 and {shards.meta[i].speaker for i in only.indices} == {"spk1"}
+
+
+def test_encode_keeps_only_the_speakers_asked_for(speech_corpus, tiny_codec, tmp_path):
+    result = encode_manifest(speech_corpus / "manifest.jsonl", tiny_codec, tmp_path / "shards",
+                             speakers=("spk0", "spk2"))
+    assert result.encoded == 6
+    assert {m.speaker for m in TokenShards(tmp_path / "shards").meta} == {"spk0", "spk2"}
 
 
 def test_length_batches_fit_the_budget_and_cover_everything():

@@ -20,6 +20,10 @@ class TrainConfig:
     micro_batch_size: int = 0
     micro_batch_frames: int = 0
     max_frames: int = 1500  # LM: longest item kept
+    # LM: train only on items whose base speaker starts with one of these (empty = every speaker), e.g.
+    # ["flite:"] for one engine's voices: fewer voices make the text alignment emerge sooner on a CPU.
+    speakers: tuple[str, ...] = ()
+    prompt_frames: tuple[int, int] = (150, 500)  # LM: voice prompt length range in frames (3-10 s at 50 Hz)
     segment_seconds: float = 1.0
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)

@@ -13,7 +13,7 @@ from torch import nn
 from ..codec.errors import SonorantError
 from ..data.shards import TokenShards
 from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch
-from ..lm import Conditioning, HierarchicalLM, LMBatch
+from ..lm import Conditioning, HierarchicalLM, LMBatch, LMConfig
 from ..tts.captions import caption_encoder
 from ..tts.frontend import TextFrontend, phonemize
 from .batching import MicroBatch, rank_parts
@@ -82,6 +82,15 @@ class LMTask:
             world.barrier()
         if self.frontend.size > m.text_vocab_size:
             m = dataclasses.replace(m, text_vocab_size=self.frontend.size)
+        t = recipe.train
+        self.train_config = t
+        self.train_data = TokenDataset(train, t.max_frames, t.prompt_frames, t.speakers)
+        if not len(self.train_data):
+            raise SonorantError(f"{shards}: no train items of at most {t.max_frames} frames"
+                                + (f" from speakers {', '.join(t.speakers)}" if t.speakers else ""))
+        self.lengths = self.train_data.lengths()
+        if m.text_positions == "aligned":  # generation's rate when none is given: the training data's mean
+            m = dataclasses.replace(m, frames_per_token=self.mean_rate())
         self.config = m
         self.captions: dict[str, torch.Tensor] = {}
         if m.caption_dim:
@@ -90,15 +99,22 @@ class LMTask:
         self.model = HierarchicalLM(m).to(device)
         if init_from is not None:
             self.model.load_state_dict(HierarchicalLM.from_pretrained(init_from).state_dict())
-        t = recipe.train
-        self.train_config = t
-        self.train_data = TokenDataset(train, max_frames=t.max_frames)
-        self.lengths = self.train_data.lengths()
         self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
-        valid_data = TokenDataset(valid, max_frames=t.max_frames)
+        valid_data = TokenDataset(valid, t.max_frames, t.prompt_frames, t.speakers)
         fixed = torch.Generator().manual_seed(1234)
         examples = [valid_data.example(i, fixed) for i in range(min(VALID_ITEMS, len(valid_data)))]
         self.valid_batch = self.collate(examples).to(device) if examples else None
+
+    def mean_rate(self) -> float:
+        """Frames per text token over the training items that have text."""
+        frames = tokens = 0
+        for position, length in enumerate(self.lengths):
+            meta = self.train_data.shards.meta[self.train_data.indices[position]]
+            if meta.text:
+                frames += length
+                tokens += len(self.frontend.ids(self.ipa[f"{meta.language or DEFAULT_LANGUAGE}\t{meta.text}"],
+                                                meta.language or DEFAULT_LANGUAGE))
+        return round(frames / tokens, 3) if tokens else LMConfig.frames_per_token
 
     # -- batches --------------------------------------------------------------------------------
     def text_ids(self, example: TokenExample) -> list[int]:

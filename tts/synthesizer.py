@@ -234,8 +234,11 @@ class Synthesizer:
                     index: int) -> tuple[Generation, torch.Tensor | None]:
         ipa = phonemize([piece], lang)[0]
         min_frames = int(options.min_frames_per_phoneme * len(self.frontend.ids(ipa, lang)))
-        prefix = warmup = None
+        prefix = warmup = rate = None
         if voice is not None and voice.phonemes:
+            # The prompt's own speaking rate (frames per text token) places the text of aligned-position LMs.
+            rate = torch.tensor([voice.codes.shape[-1] / max(1, len(self.frontend.ids(voice.phonemes, lang)))],
+                                device=self.device)
             ipa = f"{voice.phonemes} {WORD} {ipa}"
             prefix = voice.codes[None].to(self.device)  # [1, K, P]
             warmup = voice.codes[None, :, -WARMUP_FRAMES:]
@@ -243,7 +246,8 @@ class Synthesizer:
         prompt = voice.codes[None].to(self.device) if voice is not None else None
         cond = Conditioning(text=ids, text_lengths=torch.tensor([ids.shape[1]], device=self.device), prompt=prompt,
                             prompt_lengths=None if prompt is None else torch.tensor([prompt.shape[-1]],
-                                                                                     device=self.device))
+                                                                                     device=self.device),
+                            rate=rate)
         seed = None if options.seed is None else options.seed + index
         sampling = SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
                                   cfg_scale=options.cfg_scale, seed=seed, max_frames=budget,
