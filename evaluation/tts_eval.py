@@ -234,11 +234,11 @@ def tts_table(result: dict) -> list[str]:
     lines = ["| system | cases | WER % | CER % | SIM to prompt | stopped by itself | length / reference | RTF | "
              "first audio | DNSMOS |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in result["scores"]:
-        def f(value, spec):
-            return "-" if value is None else format(value, spec)
+        def f(value, spec, unit=""):
+            return "-" if value is None else format(value, spec) + unit
         lines.append(f"| {s['system']} | {s['cases']} | {s['wer']:.1f} | {s['cer']:.1f} | {s['similarity']:.3f} | "
                      f"{f(s['stopped'], '.0%')} | {f(s['duration_ratio'], '.2f')} | {f(s['rtf'], '.2f')} | "
-                     f"{f(s['first_audio_s'], '.2f')} s | {f(s.get('dnsmos'), '.2f')} |")
+                     f"{f(s['first_audio_s'], '.2f', ' s')} | {f(s.get('dnsmos'), '.2f')} |")
     if any(s.get("dnsmos") is not None for s in result["scores"]):
         lines.append("\nDNSMOS: P.835 overall score of the audio alone, a proxy for distortion and noise, not a "
                      "naturalness MOS.")

@@ -28,6 +28,21 @@ def test_sections_carry_their_figures_and_provenance(tmp_path):
     assert "2026-01-02, 2-core Test CPU, commit abc1234" in text and "`sonorant bench tts --json x`" in text
 
 
+def test_tts_quality_renders_every_system_next_to_the_ground_truth(tmp_path):
+    score = {"cases": 4, "wer": 41.5, "cer": 20.25, "similarity": 0.71, "stopped": 0.75, "duration_ratio": 1.04,
+             "rtf": 0.45, "first_audio_s": 0.2}
+    blank = dict.fromkeys(("stopped", "duration_ratio", "rtf", "first_audio_s"))
+    (tmp_path / "tts.json").write_text(json.dumps({
+        "kind": "eval-tts", "meta": META, "model": "/x/pretrained", "items_label": "4 test items of `c/m.jsonl`",
+        "scores": [{"system": "transcript", **score}, {"system": "ground truth", **score, **blank, "wer": 9.0}],
+        "different_speakers_similarity": 0.6}))
+    text = render_results(tmp_path)
+    assert "### TTS quality of `pretrained` on 4 test items of `c/m.jsonl`" in text
+    assert "| transcript | 4 | 41.5 | 20.2 | 0.710 | 75% | 1.04 | 0.45 | 0.20 s | - |" in text
+    assert "| ground truth | 4 | 9.0 | 20.2 | 0.710 | - | - | - | - | - |" in text
+    assert "different speakers: 0.600" in text
+
+
 def test_a_file_without_provenance_is_refused(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({k: v for k, v in TTS.items() if k != "meta"}))
     with pytest.raises(SonorantError, match="meta"):
