@@ -125,3 +125,27 @@ def test_minilm_caption_encoder_works_offline():
     rain, storm, piano = encoder.encode(["rain falling on a roof", "a heavy rain storm", "slow solo piano music"])
     assert rain.shape == (encoder.dim,)
     assert torch.dot(rain, storm) > torch.dot(rain, piano)  # similar captions embed close together
+
+
+def test_init_from_keeps_the_released_phoneme_ids_on_new_texts(shards, tmp_path, tiny_codec):
+    train_lm("lm-tiny", shards, tmp_path / "first", max_steps=1, device="cpu", quiet=True)
+    release = export_run(tmp_path / "first", tmp_path / "release")
+    old = TextFrontend.load(release / "frontend.json")
+    # New texts with symbols the first vocabulary never saw (and in a different order).
+    root = tmp_path / "more"
+    (root / "wav").mkdir(parents=True)
+    items = []
+    for i, text in enumerate(["Zebras quizzed the jury.", "Whoever judges vexed oxen?", "Number one!", "Thy bath."]):
+        sf.write(root / "wav" / f"{i}.wav", tone(0.4, 16000, seed=i), 16000)
+        items.append(Item(id=f"m{i}", path=f"wav/{i}.wav", duration=0.4, sample_rate=16000, domain="speech",
+                          split="valid" if i == 3 else "train", text=text, language="en-us", speaker=f"s{i % 2}"))
+    write_manifest(root / "manifest.jsonl", items)
+    encode_manifest(root / "manifest.jsonl", tiny_codec, tmp_path / "more-shards")
+    train_lm("lm-tiny", tmp_path / "more-shards", tmp_path / "second", max_steps=1, device="cpu", quiet=True,
+             init_from=release)
+    new = TextFrontend.load(tmp_path / "second" / "frontend.json")
+    assert new.vocabulary[: old.size] == old.vocabulary and new.size > old.size
+    # The text embedding starts from the released rows of every old symbol.
+    first = HierarchicalLM.from_pretrained(release).text_embedding.weight
+    second = load_checkpoint(tmp_path / "second" / "checkpoint.pt")["modules"]["lm"]["text_embedding.weight"]
+    assert torch.allclose(first[1: old.size], second[1: old.size], atol=0.05)

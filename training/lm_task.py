@@ -78,7 +78,9 @@ class LMTask:
                     (run_dir / CODEC_FILE).write_text(json.dumps(dataclasses.asdict(codec), indent=1) + "\n",
                                                       encoding="utf-8")
                 self.ipa = phoneme_cache(texts, run_dir / PHONEMES_FILE)
-                self.frontend = run_frontend(run_dir / FRONTEND_FILE, self.ipa, texts)
+                base = Path(init_from) / FRONTEND_FILE if init_from is not None else None
+                self.frontend = run_frontend(run_dir / FRONTEND_FILE, self.ipa, texts,
+                                             TextFrontend.load(base) if base is not None and base.is_file() else None)
             world.barrier()
         if self.frontend.size > m.text_vocab_size:
             m = dataclasses.replace(m, text_vocab_size=self.frontend.size)
@@ -98,7 +100,7 @@ class LMTask:
                                            m.caption_encoder, m.caption_dim)
         self.model = HierarchicalLM(m).to(device)
         if init_from is not None:
-            self.model.load_state_dict(HierarchicalLM.from_pretrained(init_from).state_dict())
+            load_init_weights(self.model, HierarchicalLM.from_pretrained(init_from))
         self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
         valid_data = TokenDataset(valid, t.max_frames, t.prompt_frames, t.speakers)
         fixed = torch.Generator().manual_seed(1234)
@@ -223,13 +225,33 @@ def share_of_loss(losses: dict[str, torch.Tensor], counts: torch.Tensor, totals:
     return total / sum(weights)
 
 
-def run_frontend(path: Path, ipa: dict[str, str], texts: set[tuple[str, str]]) -> TextFrontend:
-    """The run's phoneme vocabulary: built from its texts once, then kept (a resumed run reads it back)."""
+def run_frontend(path: Path, ipa: dict[str, str], texts: set[tuple[str, str]],
+                 base: TextFrontend | None = None) -> TextFrontend:
+    """The run's phoneme vocabulary: built from its texts once, then kept (a resumed run reads it back). With
+    `base` (the vocabulary of the weights the run starts from) its ids stay and new symbols are appended."""
     if path.is_file():
         return TextFrontend.load(path)
     frontend = TextFrontend.build(list(ipa.values()), sorted({lang for lang, _ in texts}) or [DEFAULT_LANGUAGE])
+    if base is not None:
+        frontend = base.extended(frontend)
     frontend.save(path)
     return frontend
+
+
+def load_init_weights(model: HierarchicalLM, released: HierarchicalLM) -> None:
+    """Start `model` from released weights; a text embedding grown for new symbols keeps the released rows
+    (the run's vocabulary extends the release's, see `run_frontend`) and its fresh initialisation elsewhere."""
+    state = released.state_dict()
+    key = "text_embedding.weight"
+    mine = model.state_dict()[key]
+    if state[key].shape != mine.shape:
+        if state[key].shape[0] > mine.shape[0] or state[key].shape[1:] != mine.shape[1:]:
+            raise SonorantError(f"--init-from: its text embedding {tuple(state[key].shape)} does not fit the "
+                                f"recipe's {tuple(mine.shape)}")
+        grown = mine.clone()
+        grown[: state[key].shape[0]] = state[key]
+        state[key] = grown
+    model.load_state_dict(state)
 
 
 def embed_captions(captions: list[str], encoder: str, dim: int) -> dict[str, torch.Tensor]:

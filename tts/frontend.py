@@ -97,6 +97,14 @@ class TextFrontend:
         languages = sorted({canonical_language(lang) for lang in languages})
         return cls(list(SPECIALS) + [f"<{lang}>" for lang in languages] + seen, languages)
 
+    def extended(self, other: TextFrontend) -> TextFrontend:
+        """This vocabulary with `other`'s new symbols and languages appended: every id this one gives stays the
+        same, so a model trained with it can go on training (`--init-from`) on texts with more symbols."""
+        known = set(self.vocabulary)
+        added = [s for s in other.vocabulary if s not in known]
+        return TextFrontend(self.vocabulary + added, self.languages + [x for x in other.languages
+                                                                        if x not in self.languages])
+
     @property
     def size(self) -> int:
         return len(self.vocabulary)
