@@ -120,3 +120,13 @@ def test_dnsmos_scores_noisy_speech_lower():
     noisy = speech + 0.3 * np.abs(speech).max() * noise
     clean_score, noisy_score = M.dnsmos(speech, rate), M.dnsmos(noisy, rate)
     assert 1.0 <= noisy_score < clean_score - 0.5 <= 4.5
+
+
+def test_train_summary_of_an_lm_shows_its_text_gap():
+    from sonorant.training.summary import curve_table
+
+    rows = [{"split": "train", "step": s, "loss": 5.0 - s / 1000, "steps_per_second": 1.0} for s in (250, 500)]
+    rows += [{"split": "valid", "step": 250, "loss": 4.8, "text_gap": 0.001, "accuracy/0": 0.15},
+             {"split": "valid", "step": 500, "loss": 4.4, "text_gap": 0.033, "accuracy/0": 0.194}]
+    table = curve_table(rows)
+    assert "text gap" in table and "| 500 | 4.500 | 4.400 | 0.0330 | 19.4% | 1.00 |" in table

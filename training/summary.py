@@ -16,7 +16,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def curve_table(rows: list[dict], points: int = 10) -> str:
-    """Validation mel distance per codebook count and training loss at about `points` steps."""
+    """At about `points` steps: the training loss and, for a codec, the validation mel distance per codebook
+    count; for an LM, the validation loss, its text gap (loss with another item's text minus with the right
+    one: whether the model reads its text) and the codebook-0 accuracy."""
     valid = [r for r in rows if r["split"] == "valid"]
     train = [r for r in rows if r["split"] == "train"]
     if not valid:
@@ -24,6 +26,8 @@ def curve_table(rows: list[dict], points: int = 10) -> str:
     keep = valid[:: max(1, len(valid) // points)]
     if keep[-1] is not valid[-1]:
         keep.append(valid[-1])
+    if "text_gap" in valid[-1]:
+        return _lm_table(keep, train)
     ks = sorted(int(k.split("/")[1]) for k in valid[-1] if k.startswith("mel/"))
     lines = ["| step | train loss | train mel | " + " | ".join(f"valid mel @{k}" for k in ks) + " | steps/s |",
              "|---" * (4 + len(ks)) + "|"]
@@ -32,4 +36,14 @@ def curve_table(rows: list[dict], points: int = 10) -> str:
         lines.append(f"| {row['step']} | {near.get('loss', float('nan')):.3f} | {near.get('mel', float('nan')):.3f} | "
                      + " | ".join(f"{row[f'mel/{k}']:.3f}" for k in ks)
                      + f" | {near.get('steps_per_second', float('nan')):.2f} |")
+    return "\n".join(lines)
+
+
+def _lm_table(keep: list[dict], train: list[dict]) -> str:
+    lines = ["| step | train loss | valid loss | text gap | codebook-0 accuracy | steps/s |", "|---" * 6 + "|"]
+    for row in keep:
+        near = min(train, key=lambda t: abs(t["step"] - row["step"])) if train else {}
+        lines.append(f"| {row['step']} | {near.get('loss', float('nan')):.3f} | {row['loss']:.3f} | "
+                     f"{row['text_gap']:.4f} | {row.get('accuracy/0', float('nan')):.1%} | "
+                     f"{near.get('steps_per_second', float('nan')):.2f} |")
     return "\n".join(lines)
