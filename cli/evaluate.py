@@ -63,7 +63,7 @@ def tts(
     mode: list[str] = typer.Option(["transcript", "reference"], "--mode",
                                    help="Voice-prompt modes to score (repeatable)."),
     split: str = typer.Option("test", "--split"),
-    speaker: list[str] = typer.Option([], "--speaker", help="With --manifest: only these base voices (prefix; "
+    only: list[str] = typer.Option([], "--speaker", help="With --manifest: only these base voices (prefix; "
                                                             "repeat), e.g. flite:slt"),
     max_cases: int = typer.Option(30, "--max-cases", min=1),
     seed: int = typer.Option(0, "--seed"),
@@ -94,7 +94,7 @@ def tts(
     if unknown:
         raise SonorantError(f"unknown --mode {', '.join(sorted(unknown))} (choose from {', '.join(MODES)})")
     chosen = read_cases(cases)[:max_cases] if cases else cases_from_manifest(manifest, split, max_cases, seed,
-                                                                                 speakers=tuple(speaker))
+                                                                                 speakers=tuple(only))
     synth = Synthesizer.from_pretrained(model, device=device)
     recognizer = speaker = None
     if asr:
@@ -110,7 +110,7 @@ def tts(
         result = evaluate_tts(synth, chosen, tuple(mode), recognizer, speaker, seed,
                               progress=lambda: progress.advance(bar), keep=report / "wav", max_seconds=max_seconds)
     panels = first_case_panels(chosen, report / "wav", tuple(mode), synth.sample_rate)
-    voices = f" ({', '.join(speaker)})" if speaker else ""
+    voices = f" ({', '.join(only)})" if only else ""
     label = (f"{len(chosen)} {split} items{voices} of `{manifest.parent.name}/{manifest.name}`" if manifest
              else f"{len(chosen)} cases of `{cases.name}`")
     out = write_tts_report(result, report, {"kind": "eval-tts", "meta": provenance(device),
