@@ -19,7 +19,7 @@ from sonorant.tts.frontend import phonemize
 from .conftest import EXAMPLE_WAV, REPO
 from .test_cli_tts import run  # noqa: F401 (fixture)
 
-# Measured on the shipped LM (held-out flite `slt` clip, default voice as the prompt): see MODEL_CARD.md.
+# Measured on the shipped LM: 0.15 nats per token between the default voice's own text and this one.
 OTHER_TEXT = "Nothing is easier than to denounce the evildoer; nothing is more difficult than to understand him."
 
 
@@ -62,7 +62,6 @@ def test_the_shipped_lm_reads_its_text(synth):
         cond = Conditioning(ids, torch.tensor([ids.shape[1]]), prompt, torch.tensor([prompt.shape[-1]]))
         with torch.no_grad():
             return float(synth.lm(LMBatch(cond, codes, torch.tensor([codes.shape[-1]]))).loss)
-    print(loss(wrong) - loss(right))
     assert loss(wrong) - loss(right) > 0.05
 
 
