@@ -36,6 +36,7 @@ from .music import Piece, compose, draw_piece, render, soundfont
 from .pseudo import SHIFTS, VoiceShift, apply_shift
 from .recordings import MIN_CLIP_SECONDS, SOURCES, import_file, source_files
 from .sentences import FORTUNE_DIRS, SOURCE, fortune_sentences
+from .timings import WordTime, scaled
 
 # Whole base voices kept out of training, for held-out (zero-shot) evaluation. Festival's SLT is the same
 # person as flite's.
@@ -200,19 +201,22 @@ def build_speech(out: Path, hours: float, seed: int, workers: int, progress: Pro
     def render(job: tuple[int, Voice, VoiceShift | None, str, int, int]) -> Item | None:
         index, voice, shift, text, rate, pitch = job
         path = out / "wav" / f"{index:06d}.wav"
+        timings = path.with_suffix(".words.json")
         try:
             if not path.is_file():  # a resumed build keeps what it rendered
-                _render_speech(path, voice, shift, text, rate, pitch)
+                words = _render_speech(path, voice, shift, text, rate, pitch)
+                atomic_write(timings, json.dumps(None if words is None else [w.to_list() for w in words]))
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             failed.append(voice.id)  # an engine that fails on one sentence: counted, reported
             return None
         info = sf.info(str(path))
+        words = json.loads(timings.read_text()) if timings.is_file() else None
 
         split = "test" if voice.id in HELD_OUT_VOICES else ("valid" if index % 50 == 49 else "train")
         return Item(id=f"{index:06d}", path=f"wav/{path.name}", duration=round(info.duration, 4),
                     sample_rate=info.samplerate, domain="speech", split=split, text=text,
                     language=voice.language, speaker=voice.id if shift is None else f"{voice.id}#{shift.id}",
-                    base_speaker=voice.id)
+                    base_speaker=voice.id, words=None if words is None else tuple(tuple(w) for w in words))
 
     failed: list[str] = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -232,22 +236,25 @@ def build_speech(out: Path, hours: float, seed: int, workers: int, progress: Pro
     for index, *_ in plan:  # clips rendered ahead of the stop
         if f"wav/{index:06d}.wav" not in kept:
             (out / "wav" / f"{index:06d}.wav").unlink(missing_ok=True)
+            (out / "wav" / f"{index:06d}.words.json").unlink(missing_ok=True)
     if failed:
         skipped.append(f"speech: {len(failed)} clips the engine failed to render ({', '.join(sorted(set(failed)))})")
     return items
 
 
-def _render_speech(path: Path, voice: Voice, shift: VoiceShift | None, text: str, rate: int, pitch: int) -> None:
+def _render_speech(path: Path, voice: Voice, shift: VoiceShift | None, text: str, rate: int,
+                   pitch: int) -> list[WordTime] | None:
+    """Render one clip; returns the engine's word timings (on the shifted time axis for a pseudo-speaker)."""
     with atomic_path(path, suffix=".wav") as tmp:
         if shift is None:
-            synthesize(voice, text, Path(tmp), rate_wpm=rate, pitch=pitch)
-            return
+            return synthesize(voice, text, Path(tmp), rate_wpm=rate, pitch=pitch)
         raw = Path(tmp).with_suffix(".raw.wav")
         try:
-            synthesize(voice, text, raw, rate_wpm=rate, pitch=pitch)
+            words = synthesize(voice, text, raw, rate_wpm=rate, pitch=pitch)
             apply_shift(raw, Path(tmp), shift, sf.info(str(raw)).samplerate)
         finally:
             raw.unlink(missing_ok=True)
+        return scaled(words, 1 / shift.tempo)
 
 
 def real_voices(out: Path, seed: int, skipped: list[str]) -> list[Item]:

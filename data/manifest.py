@@ -32,6 +32,8 @@ class Item:
     speaker: str | None = None
     base_speaker: str | None = None
     caption: str | None = None
+    # Synthetic speech: the engine's own (word, start s, end s) for every word it spoke.
+    words: tuple[tuple[str, float, float], ...] | None = None
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None}, ensure_ascii=False)
@@ -59,6 +61,12 @@ def parse_item(line: str, where: str) -> Item:
         raise ManifestError(f"{where}: duration must be a positive number")
     if not isinstance(data["sample_rate"], int) or data["sample_rate"] <= 0:
         raise ManifestError(f"{where}: sample_rate must be a positive integer")
+    words = data.get("words")
+    if words is not None:
+        try:
+            data["words"] = tuple((str(w), float(start), float(end)) for w, start, end in words)
+        except (TypeError, ValueError):
+            raise ManifestError(f"{where}: words must be a list of [word, start, end]") from None
     return Item(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
