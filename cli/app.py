@@ -7,6 +7,7 @@ import sys
 import typer
 
 from ..codec.errors import SonorantError
+from . import align as align_cli
 from . import bench as bench_cli
 from . import codec as codec_cli
 from . import data as data_cli
@@ -26,6 +27,7 @@ app.add_typer(voice_cli.app, name="voice")
 app.command("tts")(tts_cli.speak)
 app.command("generate")(tts_cli.generate)
 app.command("continue")(tts_cli.continue_)
+app.command("align")(align_cli.align)
 
 
 def main(argv: list[str] | None = None) -> None:

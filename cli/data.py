@@ -52,6 +52,28 @@ def build(
         print(f"  skipped: {line}", file=sys.stderr)
 
 
+@app.command("align")
+def align(
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest (.jsonl) whose speech items have text."),
+    aligner: Path = typer.Option(None, "--aligner", help="Aligner release or bundle (default: the shipped one)."),
+    out: Path = typer.Option(..., "--out", help="Token shard directory to store the durations in (alignments/)."),
+) -> None:
+    """Frames per phoneme for every speech item with text (resumable; under torchrun, split across ranks)."""
+    from rich.progress import Progress
+
+    from ..data.alignments import align_manifest
+    from ..data.manifest import read_manifest
+
+    total = sum(1 for it in read_manifest(manifest) if it.domain == "speech" and it.text)
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("align", total=total)
+        report = align_manifest(manifest, aligner, out, progress=lambda n: progress.advance(bar, n))
+    skipped = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items() if n) or "none"
+    print(f"{report.directory}: {report.aligned} aligned, {report.already_done} already done, skipped: {skipped}; "
+          f"{report.audio_seconds / 3600:.2f} h in {report.seconds:.0f} s ({report.hours_per_minute:.2f} h of audio "
+          "per minute)", file=sys.stderr)
+
+
 @app.command("import")
 def import_(
     kind: CorpusKind = typer.Argument(..., help="Corpus layout."),

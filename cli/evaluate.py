@@ -1,4 +1,4 @@
-"""`sonorant eval codec`."""
+"""`sonorant eval codec|tts|align`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,31 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(help="Quality evaluation with reports.", no_args_is_help=True)
+
+
+@app.command()
+def align(
+    manifest: Path = typer.Option(..., "--manifest", help="Corpus manifest with engine word timings (data build)."),
+    report: Path = typer.Option(..., "--report", help="Folder for metrics.json, report.md and alignment.png."),
+    model: Path = typer.Option(None, "--model", help="Aligner release or bundle (default: the shipped aligner)."),
+    split: str = typer.Option("test", "--split", help="test = the held-out voices."),
+    max_items: int = typer.Option(0, "--max-items", min=0, help="At most this many items (0 = all)."),
+    speaker: list[str] = typer.Option([], "--speaker", help="Only base speakers starting with this (repeat)."),
+) -> None:
+    """Word-boundary error of the forced aligner against the engines' own timings, per engine; mismatch
+    detection; speed."""
+    from rich.progress import Progress
+
+    from ..evaluation.align_eval import evaluate_alignment, write_report
+    from ..evaluation.provenance import provenance
+
+    report.mkdir(parents=True, exist_ok=True)
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("aligning", total=None)
+        result = evaluate_alignment(manifest, model, split, max_items, tuple(speaker), report / "alignment.png",
+                                    progress=lambda n: progress.advance(bar, n))
+    out = write_report(result, report, provenance())
+    print(out.with_name("report.md").read_text())
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""`sonorant train codec|lm|summary|export`."""
+"""`sonorant train codec|lm|aligner|summary|export`."""
 
 from __future__ import annotations
 
@@ -55,6 +55,29 @@ def lm(
                       device=device, quiet=quiet, strategy=strategy, compile=compile)
     if not quiet and result.rank == 0:
         shown = " ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:6])
+        print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {shown}", file=sys.stderr)
+    finish_worker()
+
+
+@app.command()
+def aligner(
+    config: str = typer.Option("aligner", "--config", help="Shipped aligner recipe name (configs/) or a YAML file."),
+    data: Path = typer.Option(..., "--data", help="Manifest (.jsonl) or corpus folder with speech and text."),
+    out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, tensorboard, metrics)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    init_from: Path = typer.Option(None, "--init-from", help="Start from released aligner weights."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train the forced aligner (forward-sum attention + monotonic alignment search) on speech with text."""
+    from ..training.distributed import finish_worker
+    from ..training.run import train_aligner
+
+    result = train_aligner(config, data, out, resume=resume, init_from=init_from, max_steps=max_steps,
+                           device=device, quiet=quiet)
+    if not quiet and result.rank == 0:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4])
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {shown}", file=sys.stderr)
     finish_worker()
 

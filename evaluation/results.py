@@ -61,6 +61,13 @@ def _eval_tts(data: dict) -> tuple[str, list[str]]:
     return f"TTS quality of `{Path(data['model']).name}` on {data['items_label']}", tts_table(data)
 
 
+def _eval_align(data: dict) -> tuple[str, list[str]]:
+    from .align_eval import align_table
+
+    return f"Forced alignment against the engines' own word timings ({data['split']} split: held-out voices)", \
+        align_table(data)
+
+
 def _bench_lm(data: dict) -> tuple[str, list[str]]:
     lines = ["| frames | model | positions | s / step | peak memory (MB) | flat / hierarchical time |",
              "|---|---|---|---|---|---|"]
@@ -103,7 +110,7 @@ def _bench_train(data: dict) -> tuple[str, list[str]]:
 
 RENDERERS: dict[str, Callable[[dict], tuple[str, list[str]]]] = {
     "bench-codec": _bench_codec, "bench-codec-train": _bench_codec_train, "eval-codec": _eval_codec,
-    "eval-tts": _eval_tts,
+    "eval-tts": _eval_tts, "eval-align": _eval_align,
     "bench-lm": _bench_lm, "bench-train": _bench_train, "bench-tts": _bench_tts,
 }
 

@@ -20,6 +20,8 @@ class TrainConfig:
     micro_batch_size: int = 0
     micro_batch_frames: int = 0
     max_frames: int = 1500  # LM: longest item kept
+    max_seconds: float = 20.0  # aligner: longest item kept
+    max_items: int = 0  # aligner: train on the first n items of the manifest (0 = all)
     # LM: train only on items whose base speaker starts with one of these (empty = every speaker), e.g.
     # ["flite:"] for one engine's voices: fewer voices make the text alignment emerge sooner on a CPU.
     speakers: tuple[str, ...] = ()

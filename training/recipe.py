@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..align.config import AlignerConfig
 from ..codec.config import CodecConfig
 from ..codec.errors import SonorantError
 from ..lm.config import LMConfig
@@ -40,6 +41,15 @@ class LMRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "lm", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
+
+
+@dataclass(frozen=True)
+class AlignerRecipe:
+    model: AlignerConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "aligner", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -95,6 +105,20 @@ def lm_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> 
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
     return LMRecipe(model=model, train=train_config(data, overrides))
+
+
+def aligner_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> AlignerRecipe:
+    """Build the aligner recipe from a recipe mapping; `overrides` update the train section."""
+    unknown = set(data) - {"kind", "model", "train"}
+    if unknown:
+        raise RecipeError(f"unknown aligner recipe sections: {sorted(unknown)}")
+    if data.get("kind") != "aligner":
+        raise RecipeError(f"this is a {data.get('kind', 'codec')!r} recipe, not an aligner recipe (kind: aligner)")
+    try:
+        model = AlignerConfig.from_dict(data.get("model") or {})
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"model section: {e}") from None
+    return AlignerRecipe(model=model, train=train_config(data, overrides))
 
 
 def train_config(data: dict[str, Any], overrides: dict[str, Any] | None) -> TrainConfig:

@@ -7,9 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
+from ..align import Aligner
 from ..codec import Codec
 from ..codec.errors import SonorantError
 from ..lm import HierarchicalLM
@@ -18,10 +20,14 @@ from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
 from .distributed import World, joined
 from .lm_task import CODEC_FILE, FRONTEND_FILE, LMTask
-from .recipe import codec_recipe, lm_recipe, load_recipe_dict
+from .recipe import aligner_recipe, codec_recipe, lm_recipe, load_recipe_dict
 from .trainer import Trainer, set_threads
 
 RECIPE_FILE = "recipe.yaml"
+COSTS_FILE = "costs.json"  # an aligner run: alignment cost per frame over its training corpus
+# An exported aligner refuses transcripts whose cost per frame exceeds the corpus' 99.9th percentile plus
+# this margin (nats per frame): see `sonorant eval align` for how often real clips trip it.
+COST_MARGIN = 0.5
 
 
 @dataclass
@@ -94,6 +100,28 @@ def train_lm(config: str, shards: str | Path, out: str | Path, resume: bool = Fa
         return _fit(task, recipe, out, world, generator, resume, max_steps, quiet)
 
 
+def train_aligner(config: str, data: str | Path, out: str | Path, resume: bool = False,
+                  init_from: str | Path | None = None, max_steps: int | None = None,
+                  device: str | None = None, quiet: bool = False) -> TrainResult:
+    """Train the forced aligner on a manifest's speech with text; at the end, record the alignment cost of
+    every training utterance (the exported aligner's mismatch threshold comes from it)."""
+    from .aligner_task import AlignerTask
+
+    out = Path(out)
+    with joined(device) as world:
+        recipe = _run_recipe(config, out, resume, aligner_recipe)
+        generator = _seeded(recipe)
+        task = AlignerTask(recipe, data, out, world, generator, init_from=init_from, quiet=quiet)
+        result = _fit(task, recipe, out, world, generator, resume, max_steps, quiet,
+                      sample_rate=recipe.model.sample_rate)
+        if world.is_main:
+            costs = np.array(task.corpus_costs())
+            summary = {"items": len(costs), **{f"p{q:g}": float(np.percentile(costs, q))
+                                                for q in (50, 90, 99, 99.5, 99.9, 100)}}
+            (out / COSTS_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+        return result
+
+
 def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path:
     """Write the run's latest weights as a release directory (safetensors + config.json); `half` stores an
     LM's weights as float16 (half the size; computation stays float32)."""
@@ -107,6 +135,15 @@ def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path
         codec_file = run_dir / CODEC_FILE
         extra = {"codec": json.loads(codec_file.read_text())} if codec_file.is_file() else None
         directory = lm.save_pretrained(out, extra=extra, dtype=torch.float16 if half else None)
+        TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
+        return directory
+    if data.get("kind") == "aligner":
+        recipe = aligner_recipe(data)
+        costs_file = run_dir / COSTS_FILE
+        max_cost = json.loads(costs_file.read_text())["p99.9"] + COST_MARGIN if costs_file.is_file() else 0.0
+        aligner = Aligner(dataclasses.replace(recipe.model, max_cost=round(max_cost, 4)))
+        aligner.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["aligner"])
+        directory = aligner.save_pretrained(out)
         TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
         return directory
     if data.get("kind") != "codec":

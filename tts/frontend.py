@@ -119,6 +119,12 @@ class TextFrontend:
         unk = self._ids[UNK]
         return [self._ids[tag]] + [self._ids.get(s, unk) for s in symbols(ipa)]
 
+    def utterance_ids(self, ipa: str, language: str) -> list[int]:
+        """The token sequence aligned to an utterance's frames: `ids` and a closing word boundary. The
+        language tag takes the silence before the first word, the closing boundary the silence after the
+        last one, so every phone's frames are its own."""
+        return self.ids(ipa, language) + [self._ids[WORD]]
+
     def encode(self, text: str, language: str = "en-us") -> list[int]:
         if not clean_text(text):
             raise TextError("the text is empty")

@@ -1,0 +1,95 @@
+"""From frames per token to phoneme and word times in seconds (what `sonorant align` prints)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from ..tts.frontend import WORD, symbols
+
+_BEFORE = "ˈˌ"  # stress marks belong to the phone after them
+_AFTER = "ːˑ̩̯̃"  # length and diacritic marks belong to the phone before them
+
+
+@dataclass(frozen=True)
+class Segment:
+    label: str
+    start: float  # seconds
+    end: float
+
+    def to_dict(self, key: str) -> dict:
+        return {key: self.label, "start": round(self.start, 3), "end": round(self.end, 3)}
+
+
+def is_punctuation(symbol: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "PS" for ch in symbol)
+
+
+def spoken_words(normalised: str) -> list[str]:
+    """The words of a normalised text as a reader counts them: tokens holding a letter or digit, stripped of
+    surrounding punctuation ("--" is no word, '"quote"' is quote)."""
+    words = []
+    for token in normalised.split():
+        if any(ch.isalnum() for ch in token):
+            words.append(re.sub(r"^\W+|\W+$", "", token))
+    return words
+
+
+def timed_segments(ipa: str, durations: list[int], frame_rate: float,
+                   words: list[str] | None = None) -> tuple[list[Segment], list[Segment]]:
+    """(words, phonemes) of an utterance whose tokens (language tag, `symbols(ipa)`, closing boundary)
+    got `durations` frames each. A word spans its phones, not the punctuation or pause next to it; words
+    are labelled with `words` (the normalised text's) when they pair one to one with the phoneme words,
+    else with their phonemes."""
+    syms = symbols(ipa)
+    if len(durations) != len(syms) + 2:
+        raise ValueError(f"{len(durations)} durations for {len(syms) + 2} tokens")
+    edges = [0]
+    for d in durations:
+        edges.append(edges[-1] + int(d))
+    phones: list[list] = []  # [label, first token, last token]
+    word_spans: list[list] = []  # [ipa, first token, last token]
+    new_word, open_stress = True, False
+    for i, sym in enumerate(syms, start=1):  # token 0 is the language tag
+        if sym == WORD:
+            new_word = True
+            continue
+        if is_punctuation(sym):
+            continue
+        if new_word:
+            word_spans.append(["", i, i])
+            new_word = False
+        word_spans[-1][0] += sym
+        word_spans[-1][2] = i
+        if open_stress or (sym in _AFTER and phones and phones[-1][2] == i - 1):
+            phones[-1][0] += sym  # the stressed phone, or a mark of the phone before
+            phones[-1][2] = i
+        else:
+            phones.append([sym, i, i])
+        open_stress = sym in _BEFORE
+    seconds = [e / frame_rate for e in edges]
+    phone_segments = [Segment(label, seconds[a], seconds[b + 1]) for label, a, b in phones]
+    labels = words if words is not None and len(words) == len(word_spans) else [w[0] for w in word_spans]
+    word_segments = [Segment(label, seconds[a], seconds[b + 1]) for label, (_, a, b) in
+                     zip(labels, word_spans, strict=True)]
+    return word_segments, phone_segments
+
+
+def _key(word: str) -> str:
+    return re.sub(r"[^\w]", "", word.lower())
+
+
+def boundary_errors(predicted: list[Segment], reference: list[tuple[str, float, float]]) -> list[float]:
+    """Absolute differences (seconds) of the start and end of every word the two word lists share, paired
+    in order by spelling (words an engine spelled otherwise, "3" for "three", are left out)."""
+    from difflib import SequenceMatcher
+
+    ours = [_key(w.label) for w in predicted]
+    theirs = [_key(w) for w, _, _ in reference]
+    errors = []
+    for block in SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            p, (_, start, end) = predicted[block.a + k], reference[block.b + k]
+            errors += [abs(p.start - start), abs(p.end - end)]
+    return errors
