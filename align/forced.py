@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from ..codec.errors import ModelError, SonorantError
-from ..tts.frontend import TextFrontend, clean_text, normalize, phonemize
+from ..tts.frontend import WORD, TextFrontend, clean_text, normalize, phonemize
 from .model import Aligner
-from .words import Segment, spoken_words, timed_segments
+from .words import Segment, phone_count, spoken_words, timed_segments
 
 FRONTEND_FILE = "frontend.json"
 FOLDER = "aligner"  # inside a model bundle
@@ -71,26 +71,27 @@ class ForcedAligner:
     def fingerprint(self) -> str:
         return self.aligner.fingerprint
 
-    def tokens(self, text: str, language: str) -> tuple[str, list[int], list[str]]:
-        """(IPA, utterance ids, the normalised text's words) of a transcript."""
+    def tokens(self, text: str, language: str) -> tuple[str, list[int], list[str], list[int]]:
+        """(IPA, utterance ids, the normalised text's words, each word's own phoneme symbol count)."""
         if not clean_text(text):
             raise AlignmentError("the transcript is empty")
-        ipa = phonemize([text], language)[0]
         words = spoken_words(normalize(clean_text(text), language))
         if not words:
             raise AlignmentError("the transcript has no words to align")
-        return ipa, self.frontend.utterance_ids(ipa, language), words
+        ipa, *alone = phonemize([text, *words], language)
+        lengths = [phone_count(w.replace(WORD, "")) for w in alone]
+        return ipa, self.frontend.utterance_ids(ipa, language), words, lengths
 
     @torch.no_grad()
     def align(self, wav: torch.Tensor, text: str, language: str = "en-us", check_cost: bool = True) -> ForcedAlignment:
         """wav [1, N] at `sample_rate` and its transcript -> word and phoneme times (AlignmentError when the
         two cannot be aligned with confidence)."""
-        ipa, ids, words = self.tokens(text, language)
-        return self.align_tokens(wav, ipa, ids, words, check_cost)
+        ipa, ids, words, lengths = self.tokens(text, language)
+        return self.align_tokens(wav, ipa, ids, words, check_cost, lengths)
 
     @torch.no_grad()
     def align_tokens(self, wav: torch.Tensor, ipa: str, ids: list[int], words: list[str] | None,
-                     check_cost: bool = True) -> ForcedAlignment:
+                     check_cost: bool = True, word_lengths: list[int] | None = None) -> ForcedAlignment:
         """`align` for an already phonemised transcript."""
         device = next(self.aligner.parameters()).device
         if float(wav.pow(2).mean().sqrt()) < SILENCE_RMS:
@@ -109,5 +110,5 @@ class ForcedAligner:
         if check_cost and limit > 0 and cost > limit:
             raise AlignmentError(f"the transcript does not match the audio (alignment cost {cost:.2f} per frame; "
                                  f"the aligner's training speech stays under {limit:.2f})")
-        word_segments, phones = timed_segments(ipa, durations, self.aligner.frame_rate, words)
+        word_segments, phones = timed_segments(ipa, durations, self.aligner.frame_rate, words, word_lengths)
         return ForcedAlignment(word_segments, phones, durations, ipa, cost, frames, self.aligner.frame_rate)

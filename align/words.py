@@ -36,12 +36,14 @@ def spoken_words(normalised: str) -> list[str]:
     return words
 
 
-def timed_segments(ipa: str, durations: list[int], frame_rate: float,
-                   words: list[str] | None = None) -> tuple[list[Segment], list[Segment]]:
+def timed_segments(ipa: str, durations: list[int], frame_rate: float, words: list[str] | None = None,
+                   word_lengths: list[int] | None = None) -> tuple[list[Segment], list[Segment]]:
     """(words, phonemes) of an utterance whose tokens (language tag, `symbols(ipa)`, closing boundary)
     got `durations` frames each. A word spans its phones, not the punctuation or pause next to it; words
-    are labelled with `words` (the normalised text's) when they pair one to one with the phoneme words,
-    else with their phonemes."""
+    are labelled with `words` (the normalised text's) when they pair one to one with the phoneme words.
+    G2P joins some words ("in the" -> one phoneme word): given each word's own symbol count
+    (`word_lengths`), a joined phoneme word is shared among its words by those counts; else the phoneme
+    words are labelled with their IPA."""
     syms = symbols(ipa)
     if len(durations) != len(syms) + 2:
         raise ValueError(f"{len(durations)} durations for {len(syms) + 2} tokens")
@@ -70,10 +72,46 @@ def timed_segments(ipa: str, durations: list[int], frame_rate: float,
         open_stress = sym in _BEFORE
     seconds = [e / frame_rate for e in edges]
     phone_segments = [Segment(label, seconds[a], seconds[b + 1]) for label, a, b in phones]
-    labels = words if words is not None and len(words) == len(word_spans) else [w[0] for w in word_spans]
-    word_segments = [Segment(label, seconds[a], seconds[b + 1]) for label, (_, a, b) in
-                     zip(labels, word_spans, strict=True)]
+    if words is not None and len(words) == len(word_spans):
+        word_segments = [Segment(label, seconds[a], seconds[b + 1]) for label, (_, a, b) in
+                         zip(words, word_spans, strict=True)]
+    elif words is not None and word_lengths is not None and len(word_lengths) == len(words):
+        word_segments = _split_merged(word_spans, words, word_lengths, seconds)
+    else:
+        word_segments = [Segment(ipa_word, seconds[a], seconds[b + 1]) for ipa_word, a, b in word_spans]
     return word_segments, phone_segments
+
+
+def phone_count(ipa: str) -> int:
+    """Symbols of an IPA word that are phones (not stress or length marks, not punctuation)."""
+    return sum(ch not in _BEFORE + _AFTER and not ch.isspace() and not is_punctuation(ch) for ch in ipa)
+
+
+def _split_merged(spans: list[list], words: list[str], lengths: list[int], seconds: list[float]) -> list[Segment]:
+    """Assign consecutive words to each phoneme word by their phone counts, then share its tokens."""
+    out: list[Segment] = []
+    i = 0
+    for k, (ipa_word, first, last) in enumerate(spans):
+        size, spans_left = phone_count(ipa_word), len(spans) - k - 1
+        group = [i]
+        i += 1
+        # Take the next word while that brings the group no further from the phoneme word's phone count,
+        # leaving a word for every phoneme word still to come.
+        while i < len(words) and len(words) - i > spans_left and \
+                abs(sum(lengths[j] for j in group) + lengths[i] - size) <= abs(sum(lengths[j] for j in group) - size):
+            group.append(i)
+            i += 1
+        total = sum(max(1, lengths[j]) for j in group)
+        tokens = last - first + 1
+        start = first
+        for n, j in enumerate(group):
+            end = last + 1 if n == len(group) - 1 else start + max(1, round(tokens * max(1, lengths[j]) / total))
+            end = min(end, last + 1 - (len(group) - 1 - n))
+            out.append(Segment(words[j], seconds[start], seconds[end]))
+            start = end
+    if i != len(words):
+        return [Segment(w, seconds[a], seconds[b + 1]) for w, a, b in spans]
+    return out
 
 
 def _key(word: str) -> str:
