@@ -104,14 +104,15 @@ def export(
 
 @app.command()
 def bundle(
-    lm: Path = typer.Option(..., "--lm", help="LM release directory (train export of an LM run)."),
+    lm: Path = typer.Option(None, "--lm", help="LM release directory (train export of an LM run; default: keep)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle directory to write or update (e.g. pretrained)."),
     codec: Path = typer.Option(None, "--codec", help="Codec release directory (default: keep the bundle's)."),
     voice: Path = typer.Option(None, "--voice", help="Default voice prompt (3-10 s of audio)."),
     voice_text: str = typer.Option(None, "--voice-text", help="Its transcript."),
+    aligner: Path = typer.Option(None, "--aligner", help="Aligner release directory (default: keep the bundle's)."),
 ) -> None:
-    """Assemble a model bundle: tts/ (LM + phonemes), codec/, voices/default.wav (+ .txt)."""
+    """Assemble a model bundle: tts/ (LM + phonemes), codec/, aligner/, voices/default.wav (+ .txt)."""
     from ..training.bundle import assemble_bundle
 
     voices = {"default": (voice, voice_text)} if voice else None
-    print(f"bundle written to {assemble_bundle(out, lm, codec, voices)}", file=sys.stderr)
+    print(f"bundle written to {assemble_bundle(out, lm, codec, voices, aligner)}", file=sys.stderr)

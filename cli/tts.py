@@ -97,6 +97,8 @@ def speak(
     top_p: float = typer.Option(None, "--top-p", min=0.01, max=1.0),
     cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale (off: 1)."),
     max_seconds: float = typer.Option(None, "--max-seconds", min=0.5, max=3600.0, help="Cap on the audio length."),
+    speed: float = typer.Option(None, "--speed", min=0.5, max=2.0, help="Speaking rate: 0.5 slow, 1 normal, 2 fast."),
+    timestamps: Path = typer.Option(None, "--timestamps", help="Write the words' start and end times here (JSON)."),
     batch: Path = typer.Option(None, "--batch", help="JSONL of {text, output, voice?, voice_text?}, or TXT."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
@@ -114,24 +116,31 @@ def speak(
         if text is not None or stream:
             raise SonorantError("--batch takes its texts from the file; drop TEXT and --stream")
         jobs = read_batch(batch, out)
+    if timestamps is not None and (len(jobs) > 1 or timestamps.is_dir() or not timestamps.parent.is_dir()):
+        raise SonorantError("--timestamps takes one JSON file in an existing folder, for one text (not --batch)")
     options = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg,
-                   max_seconds=max_seconds)
+                   max_seconds=max_seconds, speed=speed)
     synth = Synthesizer.from_pretrained(model, device=device)
     for number, job in enumerate(jobs, 1):
         prefix = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
         if stream:
-            _stream(synth, job, lang, options, quiet)
-            continue
-        audio = synth.synthesize(job.text, voice=job.voice or voice, voice_text=job.voice_text or voice_text,
-                                 lang=job.lang or lang, **options)
-        if audio.samples.numel() == 0:
-            raise SonorantError("the model produced no audio for this text")
-        with atomic_path(job.output, suffix=job.output.suffix) as tmp:
-            write_audio(tmp, audio.samples, audio.sample_rate)
-        _report(quiet, prefix + str(job.output), audio.info, audio.seconds)
+            info = _stream(synth, job, lang, options, quiet)
+        else:
+            audio = synth.synthesize(job.text, voice=job.voice or voice, voice_text=job.voice_text or voice_text,
+                                     lang=job.lang or lang, **options)
+            if audio.samples.numel() == 0:
+                raise SonorantError("the model produced no audio for this text")
+            with atomic_path(job.output, suffix=job.output.suffix) as tmp:
+                write_audio(tmp, audio.samples, audio.sample_rate)
+            _report(quiet, prefix + str(job.output), audio.info, audio.seconds)
+            info = audio.info
+        if timestamps is not None:
+            words = [w.to_dict("word") for w in info.words]
+            with atomic_path(timestamps, suffix=".json") as tmp:
+                Path(tmp).write_text(json.dumps({"words": words}, ensure_ascii=False, indent=1) + "\n")
 
 
-def _stream(synth, job: Job, lang: str, options: dict, quiet: bool) -> None:
+def _stream(synth, job: Job, lang: str, options: dict, quiet: bool):
     from ..tts.synthesizer import SynthesisInfo
 
     _say(quiet, f"streaming raw 16-bit mono PCM at {synth.sample_rate} Hz "
@@ -146,6 +155,7 @@ def _stream(synth, job: Job, lang: str, options: dict, quiet: bool) -> None:
         sink.flush()
         seconds += chunk.samples.numel() / chunk.sample_rate
     _report(quiet, "stdout", info, seconds)
+    return info
 
 
 def _report(quiet: bool, target: str, info, seconds: float) -> None:

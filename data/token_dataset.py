@@ -28,14 +28,16 @@ class TokenDataset:
     another utterance: the zero-shot training pair (speak this text in the voice of that clip)."""
 
     def __init__(self, shards: TokenShards, max_frames: int | None = None,
-                 prompt_frames: tuple[int, int] = (150, 500), speakers: tuple[str, ...] = ()) -> None:
+                 prompt_frames: tuple[int, int] = (150, 500), speakers: tuple[str, ...] = (),
+                 keep: set[str] | None = None) -> None:
         self.shards = shards
         self.prompt_frames = prompt_frames
         # Items longer than max_frames are left out rather than cropped: a crop would cut the text.
-        # With `speakers` (base-speaker prefixes), only those speakers' items.
+        # With `speakers` (base-speaker prefixes), only those speakers' items; with `keep`, only those ids.
         self.indices = [i for i, m in enumerate(shards.meta) if m.frames > 0
                         and (max_frames is None or m.frames <= max_frames)
-                        and of_speakers(m.base_speaker, m.speaker, speakers)]
+                        and of_speakers(m.base_speaker, m.speaker, speakers)
+                        and (keep is None or m.id in keep)]
         self.by_speaker: dict[str, list[int]] = defaultdict(list)
         for i in self.indices:
             speaker = shards.meta[i].speaker
@@ -44,6 +46,9 @@ class TokenDataset:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def meta(self, position: int):
+        return self.shards.meta[self.indices[position]]
 
     def lengths(self) -> list[int]:
         return [self.shards.meta[i].frames for i in self.indices]

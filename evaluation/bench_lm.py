@@ -89,7 +89,8 @@ def synthetic_batch(config: LMConfig, batch_size: int, frames: int, device: torc
     text = torch.randint(1, config.text_vocab_size, (batch_size, text_len), generator=g)
     codes = torch.randint(0, config.codebook_size, (batch_size, config.num_codebooks, frames), generator=g)
     cond = Conditioning(text, torch.full((batch_size,), text_len))
-    return LMBatch(cond, codes, torch.full((batch_size,), frames)).to(device)
+    pointer = (torch.arange(frames) * text_len // frames).expand(batch_size, -1)  # every token spoken in turn
+    return LMBatch(cond, codes, torch.full((batch_size,), frames), pointer).to(device)
 
 
 def _train_case(config: LMConfig, kind: str, frames: int, batch_size: int, repeats: int, device: str,
@@ -103,8 +104,8 @@ def _train_case(config: LMConfig, kind: str, frames: int, batch_size: int, repea
     batch = synthetic_batch(config, batch_size, frames, dev)
     model = (HierarchicalLM(config) if kind == "hierarchical" else FlatLM(config)).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
-    text_len = batch.condition.text.shape[1]
-    sequence = text_len + 2 + frames if kind == "hierarchical" else text_len + frames * config.num_codebooks
+    text_len = batch.condition.phonemes.shape[1]
+    sequence = 2 + frames if kind == "hierarchical" else text_len + frames * config.num_codebooks
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     times = []
@@ -112,7 +113,7 @@ def _train_case(config: LMConfig, kind: str, frames: int, batch_size: int, repea
         for i in range(repeats + 1):
             start = time.perf_counter()
             with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == "cuda"):
-                loss = model(batch).loss if kind == "hierarchical" else model(batch.condition.text, batch.codes)
+                loss = model(batch).loss if kind == "hierarchical" else model(batch.condition.phonemes, batch.codes)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -150,6 +151,7 @@ def _uncached_frames(model: HierarchicalLM, cond: Conditioning, sampling: Sampli
 
 def _generation(model: HierarchicalLM, frames: int, cache: bool) -> tuple[GenerationCase, torch.Tensor]:
     cond = synthetic_batch(model.config, 1, frames, torch.device("cpu")).condition
+    cond = Conditioning(cond.phonemes, torch.zeros_like(cond.phoneme_lengths))  # no pointer: a fixed length
     # The end decision of an untrained model is random; min_frames makes every run the same length.
     sampling = SamplingConfig(seed=0, top_k=50, max_frames=frames, min_frames=frames)
     start = time.perf_counter()

@@ -6,11 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-CONFIG_FORMAT_VERSION = 1
+# 2: the aligned phoneme stream with a predicted pointer replaced the text prefix (no migration: the models
+# of format 1 read text in a way this code no longer has).
+CONFIG_FORMAT_VERSION = 2
 
 # Segment (modality) ids added to every position of the global sequence.
-SEGMENT_TEXT, SEGMENT_CAPTION, SEGMENT_PROMPT, SEGMENT_TARGET = 0, 1, 2, 3
-NUM_SEGMENTS = 4
+SEGMENT_CAPTION, SEGMENT_PROMPT, SEGMENT_TARGET = 0, 1, 2
+NUM_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -47,22 +49,12 @@ class LMConfig:
     condition_dropout: float = 0.1
     # Cross-entropy weight per codebook; codebook 0 (which also carries the end decision) weighs most.
     codebook_weights: tuple[float, ...] = (4.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-    # Whether the audio prompt's frames are also trained on (they are real audio of the same voice).
-    loss_on_prompt: bool = False
-    # Where the voice prompt sits: "after_text" ([text][PROMPT][prompt][BOS][target], VALL-E's order) or
-    # "before_text" ([PROMPT][prompt][text][BOS][target]: the text right before the audio it describes, at
-    # the same distance from it whatever the prompt's length).
-    prompt_position: str = "after_text"
-    # Rotary positions of the global sequence: "sequence" (each entry's index in it) or "aligned" (the
-    # target's frames count 0, 1, 2...; the voice prompt's frames the negative positions before them, and
-    # text token j sits at (j + 0.5) x the item's frames per token, so the query of a frame is nearest to
-    # the token it speaks: Deep Voice 3's position rates, and the text alignment emerges far sooner).
-    text_positions: str = "sequence"
-    # Aligned positions: the frames per text token used at generation when the caller gives no rate (the
-    # mean of the training data, recorded by training).
-    frames_per_token: float = 4.0
-    # Generation stops at most at this many frames per text token (and at max_frames in any case).
-    max_frames_per_token: float = 20.0
+    # The aligned phoneme stream: at frame t the model reads the phonemes at these offsets from the one
+    # being spoken (the previous one and two of lookahead by default) and how many frames it has lasted.
+    phoneme_window: tuple[int, ...] = (-1, 0, 1, 2)
+    max_spent_frames: int = 48  # frames-in-phoneme counts from here on share one embedding
+    pointer_weight: float = 1.0  # weight of the stay/advance loss next to the codebooks' cross-entropy
+    # Generation without text (captions, continuation) stops at max_frames at the latest.
     max_frames: int = 1500
 
     def __post_init__(self) -> None:
@@ -73,12 +65,8 @@ class LMConfig:
                              f"{self.num_codebooks} codebooks")
         if self.dim % self.num_heads or self.local_dim % self.local_heads:
             raise ValueError("dim and local_dim must be multiples of their head counts")
-        if self.prompt_position not in ("after_text", "before_text"):
-            raise ValueError(f"prompt_position must be 'after_text' or 'before_text', not {self.prompt_position!r}")
-        if self.text_positions not in ("sequence", "aligned"):
-            raise ValueError(f"text_positions must be 'sequence' or 'aligned', not {self.text_positions!r}")
-        if self.frames_per_token <= 0:
-            raise ValueError("frames_per_token must be positive")
+        if 0 not in self.phoneme_window:
+            raise ValueError("phoneme_window must contain 0 (the phoneme being spoken)")
         if not 0.0 < self.local_frame_fraction <= 1.0:
             raise ValueError("local_frame_fraction must be in (0, 1]")
 
@@ -93,7 +81,7 @@ class LMConfig:
         return self.codebook_size + 1
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"config_version": CONFIG_FORMAT_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LMConfig:
@@ -102,15 +90,23 @@ class LMConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown LM config keys: {sorted(unknown)}")
-        if "codebook_weights" in data:
-            data["codebook_weights"] = tuple(data["codebook_weights"])
+        for key in ("codebook_weights", "phoneme_window"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
 def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
     """Bring a stored config up to the current format. The one place that knows old formats."""
-    version = data.pop("format_version", CONFIG_FORMAT_VERSION)
+    version = data.pop("config_version", CONFIG_FORMAT_VERSION)
     data.pop("kind", None)
+    data.pop("format_version", None)  # the release format's version, not the config's
     if version > CONFIG_FORMAT_VERSION:
         raise ValueError(f"LM config format {version} is newer than this sonorant ({CONFIG_FORMAT_VERSION})")
+    if version < CONFIG_FORMAT_VERSION:
+        raise ValueError(OLD_FORMAT)
     return data
+
+
+OLD_FORMAT = ("an LM of config format 1 (text as a prefix, aligned by attention): this sonorant speaks with an "
+              "aligned phoneme stream and a predicted pointer; train a new LM (sonorant train lm)")

@@ -1,25 +1,34 @@
-"""Frame-by-frame generation with the global KV cache: prefill once, then one frame per step."""
+"""Frame-by-frame generation: the model makes each frame, this orchestrates (moshi's `LMGen` pattern).
+
+The model owns the sequence layout and the one-frame step (`prefill`, `step`, `advance_logit`); this
+object owns the state of a generation: the KV cache, the pointer over the phonemes and the frames spent
+on the current one, sampling, guidance and the guard rails.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-from .batch import Conditioning
-from .config import SEGMENT_TARGET
+from .batch import Conditioning, stack_conditionings
 from .model import HierarchicalLM, drop_condition
 from .sampling import SamplingConfig, guided, sample
+
+# A speed of s adds SPEED_GAIN * ln(s) to the advance logit: measured so that speed 2 about halves the
+# duration on the shipped model.
+SPEED_GAIN = 3.0
 
 
 @dataclass
 class Frame:
-    """One generated step: codes of every item and which items it belongs to (not ended yet)."""
+    """One generated step: codes of every item, which items it belongs to, the token each item spoke."""
 
     codes: torch.Tensor  # [B, K]
     valid: torch.Tensor  # [B] bool
+    token: torch.Tensor  # [B] index into the utterance's phonemes (0 for items without text)
     logits: torch.Tensor | None = None  # [B, K, V] the (guided) logits sampled from, with keep_logits
 
 
@@ -27,95 +36,105 @@ class Frame:
 class Generated:
     codes: torch.Tensor  # [B, K, T] (anything past lengths)
     lengths: torch.Tensor  # [B] frames per item
-    ended: torch.Tensor  # [B] bool: True where the model chose to stop (not the length cap)
+    ended: torch.Tensor  # [B] bool: True where the utterance ended by itself (not the length cap)
+    tokens: torch.Tensor  # [B, T] the token spoken at every frame
 
 
 class Generation:
-    """Generates the frames that follow `cond` (text, caption, voice prompt) one step at a time.
+    """Generates the frames that follow `cond` one step at a time; iterate for streaming, `run()` collects.
 
-    Iterate to receive `Frame`s as they are made (for streaming decode); `run()` collects them.
-    With `sampling.cfg_scale` set, an unconditional copy of every item (text and caption dropped,
-    prompt kept) runs alongside and the logits are guided.
-
-    `prefix` [B, K, F] (with `prefix_lengths` [B]) forces the first target frames, VALL-E style: the
-    text then covers the prefix's words too, and generation continues the prefix (which is not yielded).
+    With phonemes, the pointer starts on token `start` [B] (default 0) and the model decides after every
+    frame whether it stays or moves on; moving on from the last token ends the utterance, so nothing is
+    skipped, repeated or run on. Without phonemes (captions, continuation), codebook 0's end token ends it.
+    `prefix` [B, K, F] forces the first frames (spoken on tokens `prefix_pointer` [B, F]): the voice prompt
+    in transcript mode, whose phonemes then come first in `cond.phonemes`. With `sampling.cfg_scale`, an
+    unconditional copy of every item (phonemes and caption dropped, prompt kept) guides the codes.
     """
 
     def __init__(self, model: HierarchicalLM, cond: Conditioning, sampling: SamplingConfig | None = None,
                  keep_logits: bool = False, prefix: torch.Tensor | None = None,
-                 prefix_lengths: torch.Tensor | None = None) -> None:
+                 prefix_lengths: torch.Tensor | None = None, prefix_pointer: torch.Tensor | None = None,
+                 start: torch.Tensor | None = None) -> None:
         self.model, self.sampling, self.keep_logits = model, sampling or SamplingConfig(), keep_logits
-        self.batch_size = cond.batch_size
-        if prefix is not None and prefix_lengths is None:
-            prefix_lengths = torch.full((cond.batch_size,), prefix.shape[-1], dtype=torch.long, device=prefix.device)
-        self.prefix, self.prefix_lengths = prefix, prefix_lengths
-        c = model.config
-        caps = torch.where(cond.text_lengths > 0, (cond.text_lengths * c.max_frames_per_token).ceil().long(),
-                           torch.full_like(cond.text_lengths, c.max_frames)).clamp(max=c.max_frames)
-        if self.sampling.max_frames is not None:
-            caps = caps.clamp(max=self.sampling.max_frames)
-        self.caps = caps
-        if c.text_positions == "aligned" and cond.rate is None:  # a prefix must not set the rate
-            cond = dataclasses.replace(cond, rate=torch.full((cond.batch_size,), c.frames_per_token,
-                                                             device=cond.text.device))
-        self.guided = self.sampling.cfg_scale is not None
+        b = self.batch_size = cond.batch_size
+        device = cond.phonemes.device
+        s, c = self.sampling, model.config
+        self.start = start if start is not None else torch.zeros(b, dtype=torch.long, device=device)
+        self.has_text = cond.phoneme_lengths > 0
+        remaining = (cond.phoneme_lengths - self.start).clamp(min=1)
+        caps = torch.where(self.has_text, remaining * s.max_frames_per_phoneme, torch.full_like(remaining,
+                                                                                                  c.max_frames))
+        self.caps = caps.clamp(max=s.max_frames) if s.max_frames is not None else caps
+        if prefix is not None and prefix_pointer is None:  # forced frames without phonemes (continuation)
+            prefix_pointer = torch.zeros(b, prefix.shape[-1], dtype=torch.long, device=device)
+        self.prefix, self.prefix_lengths, self.prefix_pointer = prefix, prefix_lengths, prefix_pointer
+        self.guided = s.cfg_scale is not None
         if self.guided:
-            cond = _stack(cond, drop_condition(cond, torch.ones(cond.batch_size, dtype=torch.bool,
-                                                                 device=cond.text.device)))
-            if self.prefix is not None:
-                self.prefix = torch.cat([self.prefix, self.prefix])
-                self.prefix_lengths = torch.cat([self.prefix_lengths, self.prefix_lengths])
+            cond = stack_conditionings(cond, drop_condition(cond, torch.ones(b, dtype=torch.bool, device=device)))
+            if prefix is not None:
+                self.prefix = torch.cat([prefix, prefix])
+                self.prefix_lengths = None if prefix_lengths is None else torch.cat([prefix_lengths] * 2)
+                self.prefix_pointer = torch.cat([prefix_pointer, prefix_pointer])
         self.cond = cond
-        self.ended = torch.zeros(self.batch_size, dtype=torch.bool, device=cond.text.device)
-        self._end = torch.tensor([model.config.end_token], device=cond.text.device)
-        self.generator = None
-        if self.sampling.seed is not None:
-            self.generator = torch.Generator(device=cond.text.device).manual_seed(self.sampling.seed)
+        self.ended = torch.zeros(b, dtype=torch.bool, device=device)
+        self.bias = SPEED_GAIN * math.log(s.speed)
+        self._end = torch.tensor([c.end_token], device=device)
+        self.generator = torch.Generator(device=device).manual_seed(s.seed) if s.seed is not None else None
 
     def run(self) -> Generated:
         frames = list(self)
         b, k = self.batch_size, self.model.num_codebooks
         if not frames:
-            return Generated(torch.zeros(b, k, 0, dtype=torch.long), torch.zeros(b, dtype=torch.long), self.ended)
+            empty = torch.zeros(b, 0, dtype=torch.long)
+            return Generated(torch.zeros(b, k, 0, dtype=torch.long), torch.zeros(b, dtype=torch.long), self.ended,
+                             empty)
         codes = torch.stack([f.codes for f in frames], dim=-1)
         lengths = torch.stack([f.valid for f in frames], dim=-1).sum(dim=-1)
-        return Generated(codes, lengths, self.ended)
+        return Generated(codes, lengths, self.ended, torch.stack([f.token for f in frames], dim=-1))
+
+    def _both(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, x]) if self.guided else x
 
     @torch.no_grad()
     def __iter__(self) -> Iterator[Frame]:
-        model, cfg = self.model, self.model.config
+        model, s = self.model, self.sampling
         b = self.batch_size
-        seq = model.build_sequence(self.cond, self.prefix, self.prefix_lengths, pad_left=True)
-        cache = model.new_cache(seq.x.shape[0], seq.x.shape[1] + int(self.caps.max()) + 1)
-        hidden = model.global_transformer.step(seq.x, seq.positions, seq.valid, cache)[:, -1]  # [B', C]
-        position = seq.positions[:, -1]
-        device = hidden.device
-        history = torch.full((b, self.sampling.repetition_window), -1, dtype=torch.long, device=device)
-        if self.prefix is not None:  # the forced frames count as recent history for repetition-aware sampling
-            w = self.sampling.repetition_window
-            for i in range(b):
-                recent = self.prefix[i, 0, : int(self.prefix_lengths[i])][-w:] if w else self.prefix[i, 0, :0]
-                history[i, w - recent.shape[-1]:] = recent
+        device = self.cond.phonemes.device
+        prefix_frames = 0 if self.prefix is None else self.prefix.shape[-1]
+        prompt_frames = self.cond.prompt.shape[-1] if self.cond.prompt is not None else 0
+        cache = model.new_cache(self.cond.batch_size, prompt_frames + prefix_frames + int(self.caps.max()) + 4)
+        pointer, spent = self.start.clone(), torch.zeros(b, dtype=torch.long, device=device)
+        hidden, position = model.prefill(self.cond, cache, self._both(pointer), self.prefix, self.prefix_lengths,
+                                         self.prefix_pointer)
+        history = torch.full((b, s.repetition_window), -1, dtype=torch.long, device=device)
+        if self.prefix is not None and s.repetition_window:
+            lengths = self.prefix_lengths if self.prefix_lengths is not None else torch.full(
+                (b,), self.prefix.shape[-1], device=device)
+            for i in range(b):  # the forced frames count as recent history for repetition-aware sampling
+                recent = self.prefix[i, 0, : int(lengths[i])][-s.repetition_window:]
+                history[i, s.repetition_window - recent.shape[-1]:] = recent
         active = torch.ones(b, dtype=torch.bool, device=device)
         self.ended = torch.zeros(b, dtype=torch.bool, device=device)
-        segment = model.segment_embedding.weight[SEGMENT_TARGET]
+        last_token = self.cond.phoneme_lengths[:b] - 1
         for t in range(int(self.caps.max())):
             codes, logits = self.next_frame(hidden, history, t)  # [B, K], [B, K, V]
-            ends = codes[:, 0] == cfg.end_token
-            self.ended |= ends & active
-            valid = active & ~ends
-            yield Frame(codes.masked_fill(~valid[:, None], 0), valid, logits)
-            active = valid & (t + 1 < self.caps)
+            end_token = (codes[:, 0] == model.config.end_token) & ~self.has_text
+            valid = active & ~end_token
+            yield Frame(codes.masked_fill(~valid[:, None], 0), valid, pointer.clone(), logits)
+            advance = (model.advance_logit(hidden[:b]) + self.bias > 0)
+            advance = (advance | (spent + 1 >= s.max_frames_per_phoneme)) & (spent + 1 >= s.min_frames_per_phoneme)
+            spoken = self.has_text & advance & (pointer >= last_token)
+            self.ended |= (end_token | spoken) & active
+            active = valid & ~spoken & (t + 1 < self.caps)
             if not active.any():
                 return
             history = torch.cat([history[:, 1:], codes[:, :1]], dim=1)
+            moved = advance & self.has_text & active
+            pointer = pointer + moved.long()
+            spent = torch.where(moved, 0, spent + 1)
             feed = codes.masked_fill(~valid[:, None], 0)
-            if self.guided:
-                feed = torch.cat([feed, feed])
-            x = model.embed_frames(feed[:, :, None]) + segment  # [B', 1, C]
             position = position + 1
-            hidden = model.global_transformer.step(x, position[:, None], torch.ones_like(position[:, None],
-                                                   dtype=torch.bool), cache)[:, -1]
+            hidden = model.step(self._both(feed), self.cond, self._both(pointer), self._both(spent), position, cache)
 
     def next_frame(self, hidden: torch.Tensor, history: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -135,8 +154,10 @@ class Generation:
             logits = model.local_logits(y, first=i)[:, 0]  # [B', V]
             if self.guided:
                 logits = guided(logits[:b], logits[b:], self.sampling.cfg_scale)
-            if i == 0 and step < self.sampling.min_frames:
-                logits = logits.index_fill(-1, self._end, float("-inf"))
+            if i == 0:  # with text the pointer ends the utterance; without, not before min_frames
+                no_end = self.has_text | (step < self.sampling.min_frames)
+                logits = torch.where(no_end[:, None] & (torch.arange(logits.shape[-1], device=logits.device)
+                                                        == model.config.end_token), float("-inf"), logits)
             if self.keep_logits:
                 kept.append(logits)
             token = sample(logits, self.sampling, self.generator, history if i == 0 else None)
@@ -144,12 +165,3 @@ class Generation:
                 token = torch.cat([token, token])
             chosen = torch.cat([chosen, token[:, None]], dim=1)
         return chosen[:b], (torch.stack(kept, dim=1) if kept else None)
-
-
-def _stack(a: Conditioning, b: Conditioning) -> Conditioning:
-    def cat(x, y):
-        return None if x is None else torch.cat([x, y])
-    return Conditioning(text=cat(a.text, b.text), text_lengths=cat(a.text_lengths, b.text_lengths),
-                        prompt=cat(a.prompt, b.prompt), prompt_lengths=cat(a.prompt_lengths, b.prompt_lengths),
-                        caption=cat(a.caption, b.caption), has_caption=cat(a.has_caption, b.has_caption),
-                        rate=cat(a.rate, b.rate))

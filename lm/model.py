@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..codec.errors import ModelError
 from ..codec.release import load_release, save_release
-from .batch import Conditioning, LMBatch, LMOutput
-from .config import NUM_SEGMENTS, SEGMENT_CAPTION, SEGMENT_PROMPT, SEGMENT_TARGET, SEGMENT_TEXT, LMConfig
+from .batch import Conditioning, LMBatch, LMOutput, advances, spent_frames
+from .config import (
+    CONFIG_FORMAT_VERSION,
+    NUM_SEGMENTS,
+    OLD_FORMAT,
+    SEGMENT_CAPTION,
+    SEGMENT_PROMPT,
+    SEGMENT_TARGET,
+    LMConfig,
+)
 from .layers import KVCache, Transformer
 
 IGNORE = -100
@@ -23,7 +33,7 @@ class Sequence:
 
     x: torch.Tensor  # [B, N, C]
     valid: torch.Tensor  # [B, N] bool
-    positions: torch.Tensor  # [B, N] rotary position of each entry (float; see `LMConfig.text_positions`)
+    positions: torch.Tensor  # [B, N] rotary position of each entry
     prompt_mark: torch.Tensor  # [B] index of the PROMPT marker
     bos: torch.Tensor  # [B] index of BOS (the first target frame is predicted there)
 
@@ -33,7 +43,10 @@ class HierarchicalLM(nn.Module):
         super().__init__()
         c = self.config = config
         k = c.num_codebooks
-        self.text_embedding = nn.Embedding(c.text_vocab_size, c.dim, padding_idx=0)
+        # The aligned phoneme stream: one table per window offset, and the frames spent in the phoneme.
+        self.phoneme_embeddings = nn.ModuleList(nn.Embedding(c.text_vocab_size, c.dim, padding_idx=0)
+                                                for _ in c.phoneme_window)
+        self.spent_embedding = nn.Embedding(c.max_spent_frames + 1, c.dim)
         self.caption_projection = nn.Linear(c.caption_dim, c.dim) if c.caption_dim else None
         # One table for all codebooks; codebook k uses rows k*size .. (k+1)*size - 1.
         self.frame_embedding = nn.Embedding(k * c.codebook_size, c.dim)
@@ -42,6 +55,7 @@ class HierarchicalLM(nn.Module):
         self.bos = nn.Parameter(torch.randn(c.dim) * 0.02)
         self.register_buffer("code_offsets", torch.arange(k) * c.codebook_size, persistent=False)
         self.global_transformer = Transformer(c.dim, c.num_layers, c.num_heads, c.mlp_ratio, c.dropout, c.rope_base)
+        self.advance_head = nn.Linear(c.dim, 1)
 
         self.local_context = nn.Linear(c.dim, c.local_dim)
         if c.local_context == "every":
@@ -56,68 +70,80 @@ class HierarchicalLM(nn.Module):
     def num_codebooks(self) -> int:
         return self.config.num_codebooks
 
-    # -- the global sequence -------------------------------------------------------------------
+    # -- what one position of the global sequence reads ----------------------------------------------
     def embed_frames(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, K, T] -> [B, T, C]: the sum of the K codebook embeddings of each frame."""
         return self.frame_embedding(codes.clamp(0, self.config.codebook_size - 1)
                                     + self.code_offsets[:, None]).sum(dim=1)
 
+    def phoneme_inputs(self, phonemes: torch.Tensor, phoneme_lengths: torch.Tensor, pointer: torch.Tensor,
+                       spent: torch.Tensor) -> torch.Tensor:
+        """The phonemes around the pointer and how long it has stayed: [B, T, C] for pointer, spent [B, T].
+        Offsets outside the utterance read padding (zero); items without phonemes read nothing."""
+        b, length = phonemes.shape
+        out = 0
+        for offset, table in zip(self.config.phoneme_window, self.phoneme_embeddings, strict=True):
+            at = pointer + offset
+            inside = (at >= 0) & (at < phoneme_lengths[:, None])
+            ids = phonemes.gather(1, at.clamp(0, max(length - 1, 0))) if length else torch.zeros_like(at)
+            out = out + table(ids.masked_fill(~inside, 0))
+        has_text = (phoneme_lengths > 0)[:, None, None]
+        return (out + self.spent_embedding(spent.clamp(0, self.config.max_spent_frames))) * has_text
+
+    def frame_inputs(self, previous: torch.Tensor | None, phonemes: torch.Tensor | None) -> torch.Tensor:
+        """The input of the position that predicts a target frame: the previous frame's codes embedded
+        (`previous` [B, T, C]; None = BOS) plus the phoneme inputs [B, T, C] of the frame to predict."""
+        seg = self.segment_embedding.weight[SEGMENT_TARGET]
+        x = (self.bos if previous is None else previous) + seg
+        return x if phonemes is None else x + phonemes
+
     def build_sequence(self, cond: Conditioning, codes: torch.Tensor | None = None,
-                       code_lengths: torch.Tensor | None = None, pad_left: bool = False) -> Sequence:
-        """`[text][caption][PROMPT][prompt frames][BOS][target frames]` (or, with `prompt_position:
-        before_text`, `[PROMPT][prompt frames][text][caption][BOS][target frames]`) for every item, padded
-        right (training) or left (generation, so that all items end at the same index)."""
+                       code_lengths: torch.Tensor | None = None, pointer: torch.Tensor | None = None,
+                       pad_left: bool = False) -> Sequence:
+        """`[caption][PROMPT][prompt frames][BOS][target frames]` for every item, padded right (training)
+        or left (generation, so that all items end at the same index). BOS and the target frames carry the
+        phoneme inputs of the frame they predict (`pointer` [B, T] or [B, T + 1]: the token of every target
+        frame, and of the frame after them when given)."""
         seg = self.segment_embedding.weight
-        text = self.text_embedding(cond.text) + seg[SEGMENT_TEXT]
         caption = None
         if self.caption_projection is not None and cond.caption is not None:
             caption = self.caption_projection(cond.caption) + seg[SEGMENT_CAPTION]
         prompt_len = cond.prompt_frames()
         prompt = self.embed_frames(cond.prompt) + seg[SEGMENT_PROMPT] if cond.prompt is not None else None
-        target = self.embed_frames(codes) + seg[SEGMENT_TARGET] if codes is not None else None
-        marker, bos = self.prompt_marker + seg[SEGMENT_PROMPT], self.bos + seg[SEGMENT_TARGET]
-
-        rows, marks, bos_at, row_positions = [], [], [], []
-        prompt_first = self.config.prompt_position == "before_text"
-        aligned = self.config.text_positions == "aligned"
-        rates = self._rates(cond, code_lengths) if aligned else None
+        marker = self.prompt_marker + seg[SEGMENT_PROMPT]
+        target = None
+        if codes is not None:
+            previous = torch.cat([self.bos.expand(codes.shape[0], 1, -1), self.embed_frames(codes)], dim=1)
+            phon = torch.zeros_like(previous)
+            if pointer is not None:  # [B, T] (training: the end row reads no phonemes) or [B, T + 1]
+                n = pointer.shape[1]
+                phon[:, :n] = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer, spent_frames(pointer))
+            target = self.frame_inputs(previous, phon)  # [B, T + 1, C]: BOS ... frame T-1
+        rows, marks, bos_at = [], [], []
         for i in range(cond.batch_size):
-            condition = [text[i, : int(cond.text_lengths[i])]]
+            parts = []
             if caption is not None and (cond.has_caption is None or bool(cond.has_caption[i])):
-                condition.append(caption[i, None])
-            voice = [marker[None]] + ([prompt[i, : int(prompt_len[i])]] if prompt is not None else [])
-            parts = voice + condition if prompt_first else condition + voice
-            marks.append(0 if prompt_first else sum(p.shape[0] for p in condition))
+                parts.append(caption[i, None])
+            marks.append(sum(p.shape[0] for p in parts))
+            parts.append(marker[None])
+            if prompt is not None:
+                parts.append(prompt[i, : int(prompt_len[i])])
             bos_at.append(sum(p.shape[0] for p in parts))
-            parts.append(bos[None])
             if target is not None:
-                parts.append(target[i, : int(code_lengths[i])])
+                parts.append(target[i, : int(code_lengths[i]) + 1])
             rows.append(torch.cat(parts))
-            if aligned:
-                row_positions.append(_aligned(condition, voice, rows[-1].shape[0] - bos_at[-1], rates[i],
-                                              prompt_first))
-        lengths = torch.tensor([r.shape[0] for r in rows], device=text.device)
+        lengths = torch.tensor([r.shape[0] for r in rows], device=marker.device)
         n = int(lengths.max())
-        x = text.new_zeros(len(rows), n, text.shape[-1])
-        valid = torch.zeros(len(rows), n, dtype=torch.bool, device=text.device)
+        x = marker.new_zeros(len(rows), n, marker.shape[-1])
+        valid = torch.zeros(len(rows), n, dtype=torch.bool, device=marker.device)
         shift = (n - lengths) if pad_left else torch.zeros_like(lengths)
         for i, row in enumerate(rows):
             s = int(shift[i])
             x[i, s: s + row.shape[0]] = row
             valid[i, s: s + row.shape[0]] = True
         positions = (torch.arange(n, device=x.device)[None] - shift[:, None]).clamp(min=0).float()
-        for i, row in enumerate(row_positions):
-            positions[i, int(shift[i]): int(shift[i]) + row.shape[0]] = row
         return Sequence(x, valid, positions, torch.tensor(marks, device=x.device) + shift,
                         torch.tensor(bos_at, device=x.device) + shift)
-
-    def _rates(self, cond: Conditioning, code_lengths: torch.Tensor | None) -> torch.Tensor:
-        """[B] frames per text token: the caller's, else the target's length over the text's, else the mean."""
-        if cond.rate is not None:
-            return cond.rate.float()
-        if code_lengths is not None:
-            return code_lengths.float() / cond.text_lengths.float().clamp(min=1)
-        return torch.full((cond.batch_size,), self.config.frames_per_token, device=cond.text.device)
 
     # -- the local (depth) transformer ---------------------------------------------------------
     def local_inputs(self, hidden: torch.Tensor, codes: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -151,32 +177,32 @@ class HierarchicalLM(nn.Module):
 
     # -- training forward ----------------------------------------------------------------------
     def forward(self, batch: LMBatch) -> LMOutput:
-        """Teacher-forced cross-entropy of the target frames and the end decision."""
+        """Teacher-forced cross-entropy of the target frames (and the end decision of items without
+        text) plus the pointer's stay/advance loss."""
         c = self.config
         cond = batch.condition
         if self.training and c.condition_dropout > 0:
             drop = batch.drop if batch.drop is not None else torch.rand(cond.batch_size) < c.condition_dropout
-            cond = drop_condition(cond, drop.to(cond.text.device))
-        seq = self.build_sequence(cond, batch.codes, batch.code_lengths)
+            cond = drop_condition(cond, drop.to(cond.phonemes.device))
+        b, k, t = batch.codes.shape
+        pointer = batch.pointer if batch.pointer is not None else torch.zeros(b, t, dtype=torch.long,
+                                                                               device=batch.codes.device)
+        seq = self.build_sequence(cond, batch.codes, batch.code_lengths, pointer)
         hidden = self.global_transformer(seq.x, seq.positions)  # [B, N, C]
 
-        b, k, t = batch.codes.shape
         steps = torch.arange(t + 1, device=hidden.device)
         frame_valid = steps[None] <= batch.code_lengths[:, None]  # [B, T+1]
         index = (seq.bos[:, None] + steps[None]).clamp(max=hidden.shape[1] - 1)
         h = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, T+1, C]
+        has_text = batch.condition.phoneme_lengths > 0  # the original text, not the dropped one
         targets = F.pad(batch.codes.transpose(1, 2), (0, 0, 0, 1), value=IGNORE).clone()  # [B, T+1, K]
         is_end = steps[None] == batch.code_lengths[:, None]
         targets[is_end] = IGNORE
-        targets[..., 0][is_end] = c.end_token
+        targets[..., 0][is_end & ~has_text[:, None]] = c.end_token  # with text, the pointer ends the audio
         targets[~frame_valid] = IGNORE
+        frame_valid = frame_valid & (targets != IGNORE).any(-1)
 
-        hs, ts = [h[frame_valid]], [targets[frame_valid]]
-        if c.loss_on_prompt and cond.prompt is not None:
-            hs_p, ts_p = self._prompt_rows(hidden, seq, cond)
-            hs.append(hs_p)
-            ts.append(ts_p)
-        h_rows, t_rows = torch.cat(hs), torch.cat(ts)  # [M, C], [M, K]
+        h_rows, t_rows = h[frame_valid], targets[frame_valid]  # [M, C], [M, K]
         subset = self.training and c.local_frame_fraction < 1.0
         if subset:
             keep = torch.randperm(h_rows.shape[0], device=h_rows.device)
@@ -192,36 +218,74 @@ class HierarchicalLM(nn.Module):
             losses[f"ce/{i}"] = ce
             total = total + c.codebook_weights[i] * ce
             seen = tgt != IGNORE
-            metrics[f"accuracy/{i}"] = float((logits_rows[:, i].argmax(-1)[seen] == tgt[seen]).float().mean())
+            metrics[f"accuracy/{i}"] = (logits_rows[:, i].argmax(-1)[seen] == tgt[seen]).float().mean().detach()
         loss = total / sum(c.codebook_weights)
+
+        advance_logits = self.advance_head(h[:, :t]).squeeze(-1)  # [B, T]
+        spoken = (steps[None, :t] < batch.code_lengths[:, None]) & has_text[:, None]
+        if batch.pointer is not None and bool(spoken.any()):
+            truth = advances(pointer, batch.code_lengths).float()
+            pointer_loss = F.binary_cross_entropy_with_logits(advance_logits[spoken], truth[spoken])
+            decided = (advance_logits[spoken] > 0).float()
+            metrics["pointer_accuracy"] = (decided == truth[spoken]).float().mean().detach()
+            moves = truth[spoken] > 0
+            metrics["advance_recall"] = decided[moves].mean().detach()
+        else:
+            pointer_loss = advance_logits.sum() * 0.0
+        losses["pointer"] = pointer_loss
+        loss = loss + c.pointer_weight * pointer_loss
         logits = None
         if not subset:
             logits = logits_rows.new_zeros(b, t + 1, k, c.vocab_size)
             logits[frame_valid] = logits_rows[: int(frame_valid.sum())]
-        return LMOutput(logits=logits, targets=targets, loss=loss, losses=losses, metrics=metrics)
+        return LMOutput(logits=logits, targets=targets, advance_logits=advance_logits, loss=loss, losses=losses,
+                        metrics=metrics)
 
-    def target_counts(self, code_lengths: torch.Tensor, prompt_lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """[K] how many targets `forward` scores per codebook for items of these lengths (every frame, plus
-        the end decision for codebook 0, plus the prompt's frames with `loss_on_prompt`): the denominators
-        of its mean cross-entropies, so micro-batch losses can be weighted into the exact global mean."""
-        counts = torch.full((self.num_codebooks,), int(code_lengths.sum()), dtype=torch.long)
-        counts[0] += len(code_lengths)
-        if self.config.loss_on_prompt and prompt_lengths is not None:
-            counts += int(prompt_lengths.sum())
+    def target_counts(self, code_lengths: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+        """[K + 1] how many targets `forward` scores per codebook for items of these lengths (every frame,
+        plus the end decision of items without text for codebook 0) and, last, the pointer's decisions (the
+        frames of items with text): the denominators of its mean losses, so micro-batch losses can be
+        weighted into the exact global mean."""
+        counts = torch.full((self.num_codebooks + 1,), int(code_lengths.sum()), dtype=torch.long)
+        counts[0] += int((~has_text).sum())
+        counts[-1] = int(code_lengths[has_text].sum())
         return counts
 
-    def _prompt_rows(self, hidden: torch.Tensor, seq: Sequence, cond: Conditioning):
-        """Rows predicting prompt frame p from position PROMPT+p (the marker predicts frame 0)."""
-        p = cond.prompt.shape[-1]
-        steps = torch.arange(p, device=hidden.device)
-        valid = steps[None] < cond.prompt_frames()[:, None]
-        index = (seq.prompt_mark[:, None] + steps[None]).clamp(max=hidden.shape[1] - 1)
-        h = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
-        return h[valid], cond.prompt.transpose(1, 2)[valid]
-
-    # -- generation support --------------------------------------------------------------------
+    # -- generation: the one-frame step ------------------------------------------------------------
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         return self.global_transformer.new_cache(batch_size, capacity, self.bos)
+
+    def prefill(self, cond: Conditioning, cache: KVCache, pointer: torch.Tensor, prefix: torch.Tensor | None = None,
+                prefix_lengths: torch.Tensor | None = None,
+                prefix_pointer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Feed the conditioning, the forced `prefix` frames [B, K, F] (spoken on tokens `prefix_pointer`
+        [B, F]) and the input of the first frame to make, on token `pointer` [B]. Items are left-padded so
+        every one ends at the same index. Returns (hidden [B, C] of the last position, its position [B])."""
+        b = cond.batch_size
+        device = cond.phonemes.device
+        if prefix is None:
+            prefix = torch.zeros(b, self.num_codebooks, 0, dtype=torch.long, device=device)
+            prefix_pointer = torch.zeros(b, 0, dtype=torch.long, device=device)
+        if prefix_lengths is None:
+            prefix_lengths = torch.full((b,), prefix.shape[-1], dtype=torch.long, device=device)
+        full = F.pad(prefix_pointer, (0, 1))  # [B, F + 1]: each item's first new frame right after its prefix
+        full[torch.arange(b, device=device), prefix_lengths] = pointer
+        seq = self.build_sequence(cond, prefix, prefix_lengths, full, pad_left=True)
+        hidden = self.global_transformer.step(seq.x, seq.positions, seq.valid, cache)[:, -1]
+        return hidden, seq.positions[:, -1]
+
+    def step(self, codes: torch.Tensor, cond: Conditioning, pointer: torch.Tensor, spent: torch.Tensor,
+             position: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One frame: the last frame's codes [B, K] and the pointer [B] with its spent frames [B] of the next
+        frame -> hidden [B, C] at rotary `position` [B]."""
+        phon = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer[:, None], spent[:, None])
+        x = self.frame_inputs(self.embed_frames(codes[:, :, None]), phon)  # [B, 1, C]
+        return self.global_transformer.step(x, position[:, None], torch.ones_like(position[:, None],
+                                            dtype=torch.bool), cache)[:, -1]
+
+    def advance_logit(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[B] logit that the pointer moves on after the frame predicted from `hidden` [B, C]."""
+        return self.advance_head(hidden).squeeze(-1)
 
     # -- release format ------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, extra: dict | None = None,
@@ -234,32 +298,20 @@ class HierarchicalLM(nn.Module):
     def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> HierarchicalLM:
         config, tensors = load_release(directory, "lm")
         config.pop("extra", None)
+        if config.get("config_version", 1) < CONFIG_FORMAT_VERSION:
+            raise ModelError(f"{directory}: {OLD_FORMAT}")
         model = cls(LMConfig.from_dict(config))
         model.load_state_dict(tensors)
         return model.to(device).eval()
 
 
 def drop_condition(cond: Conditioning, drop: torch.Tensor) -> Conditioning:
-    """The same conditioning with the text and caption of items `drop` [B] removed (the prompt stays)."""
+    """The same conditioning with the phonemes and caption of items `drop` [B] removed (the prompt stays)."""
     has_caption = cond.has_caption
     if cond.caption is not None:
         has_caption = (has_caption if has_caption is not None else torch.ones_like(drop)) & ~drop
-    return Conditioning(text=cond.text, text_lengths=torch.where(drop, 0, cond.text_lengths), prompt=cond.prompt,
-                        prompt_lengths=cond.prompt_lengths, caption=cond.caption, has_caption=has_caption,
-                        rate=cond.rate)
-
-
-def _aligned(condition: list[torch.Tensor], voice: list[torch.Tensor], audio: int, rate: torch.Tensor,
-             prompt_first: bool) -> torch.Tensor:
-    """Aligned positions of one row: the voice prompt (marker + frames) at -(P + 1)..-1, text token j at
-    (j + 0.5) x rate and a caption at 0 (in the row's order), then BOS and the target frames at 0..audio-1."""
-    device = rate.device
-    n_voice = sum(p.shape[0] for p in voice)
-    text = (torch.arange(condition[0].shape[0], device=device) + 0.5) * rate
-    cond = torch.cat([text, rate.new_zeros(sum(p.shape[0] for p in condition[1:]))])
-    voice_pos = torch.arange(-n_voice, 0, device=device, dtype=torch.float)
-    parts = [voice_pos, cond] if prompt_first else [cond, voice_pos]
-    return torch.cat([*parts, torch.arange(audio, device=device, dtype=torch.float)])
+    return dataclasses.replace(cond, phoneme_lengths=torch.where(drop, 0, cond.phoneme_lengths),
+                               has_caption=has_caption)
 
 
 def _end_column(logits: torch.Tensor, end_token: int) -> torch.Tensor:

@@ -20,16 +20,26 @@ class SamplingConfig:
     # Classifier-free guidance scale; None = off (no unconditional pass at all).
     cfg_scale: float | None = None
     seed: int | None = None
-    # Frame cap (the model also caps relative to text length, whichever is lower).
+    # Frame cap (with text, also max_frames_per_phoneme per phoneme, whichever is lower).
     max_frames: int | None = None
-    # The end decision is not allowed before this many frames.
+    # Without text: the end decision is not allowed before this many frames.
     min_frames: int = 0
+    # The pointer (with text). Speed biases the advance decision: 2.0 speaks about twice as fast, 0.5 half.
+    speed: float = 1.0
+    # Guard rails: a phoneme lasts at least / at most this many frames whatever the model says (Kyutai's
+    # TTS does the same); the longest covers a sentence pause on a punctuation mark.
+    min_frames_per_phoneme: int = 1
+    max_frames_per_phoneme: int = 40
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0")
         if self.top_k < 0 or not 0.0 < self.top_p <= 1.0:
             raise ValueError("top_k must be >= 0 and top_p in (0, 1]")
+        if not 0.25 <= self.speed <= 4.0:
+            raise ValueError("speed must be between 0.25 and 4")
+        if not 1 <= self.min_frames_per_phoneme <= self.max_frames_per_phoneme:
+            raise ValueError("need 1 <= min_frames_per_phoneme <= max_frames_per_phoneme")
 
 
 def guided(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:

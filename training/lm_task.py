@@ -11,9 +11,11 @@ import torch
 from torch import nn
 
 from ..codec.errors import SonorantError
+from ..data.alignments import ItemAlignment, require_alignments
 from ..data.shards import TokenShards
 from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch
-from ..lm import Conditioning, HierarchicalLM, LMBatch, LMConfig
+from ..lm import Conditioning, HierarchicalLM, LMBatch
+from ..lm.batch import pointer_from_durations
 from ..tts.captions import caption_encoder
 from ..tts.frontend import TextFrontend, phonemize
 from .batching import MicroBatch, rank_parts
@@ -23,7 +25,7 @@ from .trainer import Trainer
 
 FRONTEND_FILE = "frontend.json"
 CODEC_FILE = "codec.json"  # the codec the shards came from: the exported LM only speaks its tokens
-PHONEMES_FILE = "phonemes.json"
+PHONEMES_FILE = "phonemes.json"  # the aligner's run: the IPA of its texts, computed once
 VALID_ITEMS = 16
 DEFAULT_LANGUAGE = "en-us"
 
@@ -70,29 +72,34 @@ class LMTask:
                                 f"recipe models {m.num_codebooks} x {m.codebook_size}")
         self.num_codebooks = m.num_codebooks
         metas = train.meta + valid.meta
+        # Speech is read as an aligned phoneme stream: the durations come from `sonorant data align`.
+        self.alignments: dict[str, ItemAlignment] = {}
+        if any(meta.text for meta in metas):
+            _, self.alignments = require_alignments(shards)
         texts = {(meta.language or DEFAULT_LANGUAGE, meta.text) for meta in metas if meta.text}
-        # Rank 0 phonemises and writes the run's text files; the other ranks then read them.
+        ipa = {f"{meta.language or DEFAULT_LANGUAGE}\t{meta.text}": self.alignments[meta.id].ipa for meta in metas
+               if meta.text and meta.id in self.alignments}
+        # Rank 0 writes the run's text files; the other ranks then read them.
         for main_turn in (True, False):
             if world.is_main == main_turn:
                 if world.is_main:
                     (run_dir / CODEC_FILE).write_text(json.dumps(dataclasses.asdict(codec), indent=1) + "\n",
                                                       encoding="utf-8")
-                self.ipa = phoneme_cache(texts, run_dir / PHONEMES_FILE)
                 base = Path(init_from) / FRONTEND_FILE if init_from is not None else None
-                self.frontend = run_frontend(run_dir / FRONTEND_FILE, self.ipa, texts,
+                self.frontend = run_frontend(run_dir / FRONTEND_FILE, ipa, texts,
                                              TextFrontend.load(base) if base is not None and base.is_file() else None)
             world.barrier()
         if self.frontend.size > m.text_vocab_size:
             m = dataclasses.replace(m, text_vocab_size=self.frontend.size)
         t = recipe.train
         self.train_config = t
-        self.train_data = TokenDataset(train, t.max_frames, t.prompt_frames, t.speakers)
+        usable = self._aligned_ids(metas)
+        self.train_data = TokenDataset(train, t.max_frames, t.prompt_frames, t.speakers, keep=usable)
         if not len(self.train_data):
             raise SonorantError(f"{shards}: no train items of at most {t.max_frames} frames"
-                                + (f" from speakers {', '.join(t.speakers)}" if t.speakers else ""))
+                                + (f" from speakers {', '.join(t.speakers)}" if t.speakers else "")
+                                + " with durations that match their frames")
         self.lengths = self.train_data.lengths()
-        if m.text_positions == "aligned":  # generation's rate when none is given: the training data's mean
-            m = dataclasses.replace(m, frames_per_token=self.mean_rate())
         self.config = m
         self.captions: dict[str, torch.Tensor] = {}
         if m.caption_dim:
@@ -102,36 +109,44 @@ class LMTask:
         if init_from is not None:
             load_init_weights(self.model, HierarchicalLM.from_pretrained(init_from))
         self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
-        valid_data = TokenDataset(valid, t.max_frames, t.prompt_frames, t.speakers)
+        valid_data = TokenDataset(valid, t.max_frames, t.prompt_frames, t.speakers, keep=usable)
         fixed = torch.Generator().manual_seed(1234)
         examples = [valid_data.example(i, fixed) for i in range(min(VALID_ITEMS, len(valid_data)))]
         self.valid_batch = self.collate(examples).to(device) if examples else None
 
-    def mean_rate(self) -> float:
-        """Frames per text token over the training items that have text."""
-        frames = tokens = 0
-        for position, length in enumerate(self.lengths):
-            meta = self.train_data.shards.meta[self.train_data.indices[position]]
-            if meta.text:
-                frames += length
-                tokens += len(self.frontend.ids(self.ipa[f"{meta.language or DEFAULT_LANGUAGE}\t{meta.text}"],
-                                                meta.language or DEFAULT_LANGUAGE))
-        return round(frames / tokens, 3) if tokens else LMConfig.frames_per_token
+    def _aligned_ids(self, metas) -> set[str]:
+        """Items the LM can learn from: without text (captions, sound), or with durations that cover exactly
+        their frames and their tokens."""
+        keep = set()
+        for meta in metas:
+            if not meta.text:
+                keep.add(meta.id)
+                continue
+            a = self.alignments.get(meta.id)
+            if a is not None and sum(a.durations) == meta.frames and len(a.durations) == len(
+                    self.frontend.utterance_ids(a.ipa, meta.language or DEFAULT_LANGUAGE)):
+                keep.add(meta.id)
+        return keep
 
     # -- batches --------------------------------------------------------------------------------
-    def text_ids(self, example: TokenExample) -> list[int]:
+    def phonemes(self, example: TokenExample) -> tuple[list[int], torch.Tensor | None]:
+        """Utterance ids and the token of every frame [T] of an example (empty and None without text)."""
         if not example.text:
-            return []
-        language = example.language or DEFAULT_LANGUAGE
-        return self.frontend.ids(self.ipa[f"{language}\t{example.text}"], language)
+            return [], None
+        a = self.alignments[example.id]
+        return (self.frontend.utterance_ids(a.ipa, example.language or DEFAULT_LANGUAGE),
+                pointer_from_durations(list(a.durations)))
 
     def collate(self, examples: list[TokenExample], drop: torch.Tensor | None = None) -> LMBatch:
         k = self.num_codebooks
-        texts = [self.text_ids(e) for e in examples]
-        text = torch.zeros(len(examples), max(1, max(len(t) for t in texts)), dtype=torch.long)
-        for i, ids in enumerate(texts):
-            text[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        streams = [self.phonemes(e) for e in examples]
+        phonemes = torch.zeros(len(examples), max(1, max(len(ids) for ids, _ in streams)), dtype=torch.long)
         codes, code_lengths = _pad([e.codes[:k] for e in examples], k)
+        pointer = torch.zeros(len(examples), codes.shape[-1], dtype=torch.long)
+        for i, (ids, frames) in enumerate(streams):
+            phonemes[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            if frames is not None:
+                pointer[i, : len(frames)] = frames
         prompts = [e.prompt[:k] if e.prompt is not None else torch.zeros(k, 0, dtype=torch.long) for e in examples]
         prompt, prompt_lengths = _pad(prompts, k)
         caption = has_caption = None
@@ -139,8 +154,9 @@ class LMTask:
             has_caption = torch.tensor([e.caption in self.captions for e in examples])
             caption = torch.stack([self.captions.get(e.caption, torch.zeros(self.config.caption_dim))
                                    for e in examples])
-        cond = Conditioning(text, torch.tensor([len(t) for t in texts]), prompt, prompt_lengths, caption, has_caption)
-        return LMBatch(cond, codes, code_lengths, drop)
+        cond = Conditioning(phonemes, torch.tensor([len(ids) for ids, _ in streams]), prompt, prompt_lengths, caption,
+                            has_caption)
+        return LMBatch(cond, codes, code_lengths, pointer, drop)
 
     def next_batch(self, step: int) -> list[MicroBatch[LMParts]]:
         """Items of similar length around a random point of the length order (no padding waste), within the
@@ -152,16 +168,14 @@ class LMTask:
                                      None if t.batch_frames else t.batch_size, min_items=world.world_size)
         seeds = torch.randint(2**62, (len(chosen),), generator=self.generator).tolist()
         drop = torch.rand(len(chosen), generator=self.generator) < self.config.condition_dropout
-        totals = self.model.target_counts(torch.tensor([self.lengths[p] for p in chosen]))
+        totals = self.model.target_counts(torch.tensor([self.lengths[p] for p in chosen]),
+                                          torch.tensor([bool(self.train_data.meta(p).text) for p in chosen]))
         limit = t.micro_batch_frames or t.micro_batch_size
         costs = [self.lengths[p] for p in chosen] if t.micro_batch_frames else [1] * len(chosen)
         batches = []
         for positions in rank_parts(costs, world.world_size, world.rank, limit):
             examples = [self.train_data.example(chosen[i], torch.Generator().manual_seed(seeds[i])) for i in positions]
             batches.append(self.collate(examples, drop[positions]))
-        if self.config.loss_on_prompt:  # prompts are drawn per rank: their frames are counted over all ranks
-            local = sum(int(b.condition.prompt_lengths.sum()) for b in batches)
-            totals = totals + int(world.sum([float(local)])[0])
         return [MicroBatch(LMParts(b.to(self.device), totals), items=b.batch_size,
                            tokens=int(b.code_lengths.sum()) * self.num_codebooks) for b in batches]
 
@@ -182,33 +196,31 @@ class LMTask:
             out = trainer.model("lm")(batch)
         metrics = {"loss": float(out.loss.detach())}
         metrics.update({k: float(v.detach()) for k, v in out.losses.items()})
-        metrics.update(out.metrics)
-        counts = self.model.target_counts(batch.code_lengths.cpu(), batch.condition.prompt_lengths.cpu()
-                                          if batch.condition.prompt_lengths is not None else None)
+        metrics.update({k: float(v) for k, v in out.metrics.items()})
+        counts = self.model.target_counts(batch.code_lengths.cpu(), batch.condition.phoneme_lengths.cpu() > 0)
         metrics["grad_norm"] = trainer.optimize("lm", share_of_loss(out.losses, counts, micro.data.totals,
-                                                                    self.config.codebook_weights))
+                                                                    self.config.codebook_weights,
+                                                                    self.config.pointer_weight))
         metrics["frames"] = float(batch.code_lengths.sum())
         return metrics
 
     @torch.no_grad()
     def validate(self, step: int) -> dict[str, float]:
-        """Held-out loss with the right text (and caption) and with those of other items: the gap shows the
-        model reads its conditioning (an LM that ignores it scores both the same)."""
+        """Held-out loss and pointer accuracy, and the loss with the phonemes of other items at the same
+        pointer positions: the gap shows the model reads what it is told to say."""
         if self.valid_batch is None:
             return {}
         batch = self.valid_batch
         right = self.model(batch)
         cond = batch.condition
         shift = torch.roll(torch.arange(cond.batch_size), 1)
-        caption = cond.caption[shift] if cond.caption is not None else None
-        has_caption = cond.has_caption[shift] if cond.has_caption is not None else None
-        mismatched = LMBatch(Conditioning(cond.text[shift], cond.text_lengths[shift], cond.prompt,
-                                          cond.prompt_lengths, caption, has_caption), batch.codes, batch.code_lengths)
-        wrong = self.model(mismatched)
+        wrong_cond = dataclasses.replace(cond, phonemes=cond.phonemes[shift], phoneme_lengths=torch.minimum(
+            cond.phoneme_lengths, cond.phoneme_lengths[shift]))
+        wrong = self.model(dataclasses.replace(batch, condition=wrong_cond))
         metrics = {"loss": float(right.loss), "loss_mismatched_text": float(wrong.loss),
                    "text_gap": float(wrong.loss - right.loss)}
         metrics.update({k: float(v) for k, v in right.losses.items()})
-        metrics.update(right.metrics)
+        metrics.update({k: float(v) for k, v in right.metrics.items()})
         return metrics
 
     def samples(self, step: int) -> dict[str, torch.Tensor]:
@@ -216,13 +228,13 @@ class LMTask:
 
 
 def share_of_loss(losses: dict[str, torch.Tensor], counts: torch.Tensor, totals: torch.Tensor,
-                  weights: tuple[float, ...]) -> torch.Tensor:
-    """This micro-batch's part of the global batch's loss: its mean cross-entropy of codebook i times its
-    count of targets over the global count, so the parts of all micro-batches and ranks add up to exactly
-    the loss of the whole batch in one forward."""
-    weights = weights[: len(counts)]
-    total = sum(w * losses[f"ce/{i}"] * (float(counts[i]) / float(totals[i])) for i, w in enumerate(weights))
-    return total / sum(weights)
+                  weights: tuple[float, ...], pointer_weight: float) -> torch.Tensor:
+    """This micro-batch's part of the global batch's loss: its mean cross-entropy of codebook i (and the
+    pointer's loss, last in `counts`) times its count of targets over the global count, so the parts of all
+    micro-batches and ranks add up to exactly the loss of the whole batch in one forward."""
+    total = sum(w * losses[f"ce/{i}"] * (float(counts[i]) / max(1.0, float(totals[i]))) for i, w in enumerate(weights))
+    pointer = losses["pointer"] * (float(counts[-1]) / max(1.0, float(totals[-1])))
+    return total / sum(weights) + pointer_weight * pointer
 
 
 def run_frontend(path: Path, ipa: dict[str, str], texts: set[tuple[str, str]],

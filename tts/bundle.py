@@ -24,6 +24,7 @@ class BundlePaths:
     frontend: Path
     codec: Path
     voices: Path | None
+    aligner: Path | None = None  # times a voice prompt's transcript (transcript mode)
 
 
 def _config(directory: Path) -> dict:
@@ -61,4 +62,6 @@ def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
     if release_kind(codec) != "codec":
         raise ModelError(f"{root}: no codec/ folder and no shipped codec")
     voices = root / "voices"
-    return BundlePaths(root, lm, frontend, codec, voices if voices.is_dir() else None)
+    aligner = next((d for d in (root / "aligner", default_model_dir() / "aligner") if release_kind(d) == "aligner"),
+                   None)
+    return BundlePaths(root, lm, frontend, codec, voices if voices.is_dir() else None, aligner)

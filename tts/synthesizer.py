@@ -1,11 +1,14 @@
 """Zero-shot TTS: text + voice prompt -> speech, in one call or streamed chunk by chunk.
 
-Two ways to use a voice prompt, chosen by whether its transcript is known:
-- `transcript` (VALL-E style): the phonemes of prompt transcript + text, and the prompt's tokens
-  forced as the first target frames; the model continues the prompt's utterance with the new words.
+The LM reads an aligned phoneme stream: at every frame the phoneme it speaks (with its neighbours), and it
+decides when to move on to the next one, so every phoneme is spoken once, in order, and the utterance
+ends when the text does. Two ways to use a voice prompt, chosen by whether its transcript is known:
+- `transcript`: the bundle's aligner times the prompt's phonemes, the prompt's frames are forced as the
+  start of the utterance (on their own phonemes) and the new text continues that utterance;
 - `reference`: the prompt's tokens as the speaker reference segment and the text alone (the way
   the LM is trained: the prompt is another utterance of the same speaker).
 Long text is cut into sentences (`chunking`), spoken in turn in the same voice and joined with pauses.
+Word timestamps come from the pointer: the frames it spent on each word's phonemes.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from pathlib import Path
 
 import torch
 
+from ..align.words import Segment
 from ..codec import Codec
 from ..codec.errors import ModelError
 from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
+from ..lm.batch import pointer_from_durations
 from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle
 from .chunking import chunk_text
-from .frontend import WORD, TextError, TextFrontend, clean_text, phonemize
+from .frontend import TextError, TextFrontend, clean_text, phonemize
 from .prompt import prepare_prompt
+from .timestamps import PieceWords, piece_words
 from .voices import Voice, load_voice
 
 DEFAULT_VOICE = "default"
@@ -41,9 +47,7 @@ class SynthesisOptions:
     max_seconds: float = 60.0  # of generated audio, all text chunks together
     pause_seconds: float = 0.2  # silence between text chunks
     max_chunk_chars: int = 160
-    # The model may not end a chunk before this many frames per phoneme of its new text (speech runs at
-    # about 4-6 frames per phoneme at 50 frames/s): stops a model from ending right after the voice prompt.
-    min_frames_per_phoneme: float = 2.0
+    speed: float = 1.0  # 0.5 (slow) to 2.0 (fast): a bias on the pointer's advance decision
     first_frames: int = 2  # decode and yield as soon as this many frames exist...
     chunk_frames: int = 8  # ...then every this many
 
@@ -54,6 +58,7 @@ class AudioChunk:
     sample_rate: int
     frames: int  # LM frames generated when this chunk was decoded (whole stream so far)
     text_index: int  # which text chunk it belongs to
+    words: list[Segment] = field(default_factory=list)  # words that ended in this chunk (times in the output)
 
 
 @dataclass
@@ -65,6 +70,7 @@ class SynthesisInfo:
     first_audio_s: float | None = None
     synthesis_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    words: list[Segment] = field(default_factory=list)  # every word spoken, start and end in the output audio
 
 
 @dataclass
@@ -85,7 +91,7 @@ class Audio:
 
 class Synthesizer:
     def __init__(self, codec: Codec, lm: HierarchicalLM, frontend: TextFrontend, voices: Path | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", aligner: Path | None = None) -> None:
         if lm.config.codebook_size != codec.codebook_size or lm.num_codebooks > codec.num_codebooks:
             raise ModelError(f"the LM models {lm.num_codebooks} x {lm.config.codebook_size} codes; the codec has "
                              f"{codec.num_codebooks} x {codec.codebook_size}")
@@ -93,6 +99,9 @@ class Synthesizer:
         self.codec, self.lm, self.frontend = codec.to(self.device).eval(), lm.to(self.device).eval(), frontend
         self.voices = voices
         self._voice_cache: dict[str, Voice] = {}
+        self.aligner_dir = aligner
+        self._aligner = None
+        self._durations: dict[tuple[str, int], list[int] | None] = {}
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, device: str | torch.device = "cpu") -> Synthesizer:
@@ -104,7 +113,7 @@ class Synthesizer:
         if trained_on and trained_on != codec.fingerprint:
             raise ModelError(f"{paths.lm}: the LM was trained on tokens of codec {trained_on}, not of the codec in "
                              f"{paths.codec} ({codec.fingerprint})")
-        return cls(codec, lm, TextFrontend.load(paths.frontend), paths.voices, device)
+        return cls(codec, lm, TextFrontend.load(paths.frontend), paths.voices, device, paths.aligner)
 
     @property
     def sample_rate(self) -> int:
@@ -185,28 +194,36 @@ class Synthesizer:
             raise TextError("the text is empty")
         texts = chunk_text(clean_text(text), options.max_chunk_chars)
         resolved = self.resolve_voice(voice, voice_text, lang, info.notes)
-        info.mode = "none" if resolved is None else ("transcript" if resolved.phonemes else "reference")
+        aligned = resolved is not None and resolved.phonemes and self.aligned_prompt(resolved, lang, info.notes)
+        info.mode = "none" if resolved is None else ("transcript" if aligned else "reference")
         info.text_chunks = texts
         rate = self.sample_rate
         budget = int(options.max_seconds * self.codec.frame_rate)
+        offset = 0.0  # seconds of audio before the current text chunk
         with self.codec.streaming(batch_size=1):
             for index, piece in enumerate(texts):
                 if budget <= 0:
                     info.notes.append(f"stopped at --max-seconds {options.max_seconds:g}")
                     break
                 if index:
-                    yield AudioChunk(torch.zeros(int(options.pause_seconds * rate)), rate, info.frames, index)
-                generation, warmup = self._generation(piece, resolved, lang, options, budget, index)
+                    pause = int(options.pause_seconds * rate)
+                    offset += pause / rate
+                    yield AudioChunk(torch.zeros(pause), rate, info.frames, index)
+                generation, warmup, words = self._generation(piece, resolved, lang, options, budget, index)
+                words.offset = offset
                 made = info.frames
-                yield from self.render(generation, info, options, start, warmup, index)
+                yield from self.render(generation, info, options, start, warmup, index, words)
                 budget -= info.frames - made
+                offset += (info.frames - made) / self.codec.frame_rate
         info.synthesis_s = time.perf_counter() - start
 
     def render(self, generation: Generation, info: SynthesisInfo, options: SynthesisOptions, start: float,
-               warmup: torch.Tensor | None = None, index: int = 0) -> Iterator[AudioChunk]:
+               warmup: torch.Tensor | None = None, index: int = 0,
+               words: PieceWords | None = None) -> Iterator[AudioChunk]:
         """Decode the frames of item 0 of `generation` as they come (inside `codec.streaming`): the first
         chunk after `options.first_frames` frames, then every `options.chunk_frames`. `warmup` [1, K, W]
-        frames are decoded first and dropped, so the decoder continues the audio they end."""
+        frames are decoded first and dropped, so the decoder continues the audio they end. With `words`,
+        each chunk carries the words that ended in it."""
         if warmup is not None:
             self.codec.decode_step(warmup.to(self.device))
         pending: list[torch.Tensor] = []
@@ -215,44 +232,79 @@ class Synthesizer:
                 break
             pending.append(frame.codes[0])
             info.frames += 1
+            if words is not None:
+                words.add(int(frame.token[0]))
             due = options.first_frames if info.first_audio_s is None else options.chunk_frames
             if len(pending) >= due:
-                yield self._decode(pending, info, start, index)
+                yield self._decode(pending, info, start, index, words)
                 pending = []
-        if pending:
-            yield self._decode(pending, info, start, index)
+        if words is not None:
+            words.finish()
+        if pending or (words is not None and words.ready):
+            yield self._decode(pending, info, start, index, words)
         info.ended.append(bool(generation.ended[0]))
 
-    def _decode(self, frames: list[torch.Tensor], info: SynthesisInfo, start: float, index: int) -> AudioChunk:
-        codes = torch.stack(frames, dim=-1)[None]  # [1, K, n]
-        audio = self.codec.decode_step(codes)[0, 0].clamp(-1, 1).cpu()
+    def _decode(self, frames: list[torch.Tensor], info: SynthesisInfo, start: float, index: int,
+                words: PieceWords | None = None) -> AudioChunk:
+        if frames:
+            codes = torch.stack(frames, dim=-1)[None]  # [1, K, n]
+            audio = self.codec.decode_step(codes)[0, 0].clamp(-1, 1).cpu()
+        else:
+            audio = torch.zeros(0)
         if info.first_audio_s is None:
             info.first_audio_s = time.perf_counter() - start
-        return AudioChunk(audio, self.sample_rate, info.frames, index)
+        done = words.take() if words is not None else []
+        info.words.extend(done)
+        return AudioChunk(audio, self.sample_rate, info.frames, index, done)
+
+    def aligned_prompt(self, voice: Voice, lang: str, notes: list[str]) -> list[int] | None:
+        """Frames per utterance token of a voice prompt's transcript (the bundle's aligner), or None when the
+        bundle has no aligner or the transcript does not match the prompt (then it serves as a reference)."""
+        key = (voice.phonemes or "", voice.codes.shape[-1])
+        if key not in self._durations:
+            durations = None
+            if self.aligner_dir is not None:
+                from ..align.forced import AlignmentError, ForcedAligner
+
+                if self._aligner is None:
+                    self._aligner = ForcedAligner.from_pretrained(self.aligner_dir, device=str(self.device))
+                ids = self._aligner.frontend.utterance_ids(voice.phonemes, lang)
+                try:
+                    result = self._aligner.align_tokens(voice.audio, voice.phonemes, ids, None)
+                    if sum(result.durations) == voice.codes.shape[-1]:
+                        durations = result.durations
+                except AlignmentError as e:
+                    notes.append(f"the voice prompt is used as a reference only: {e}")
+            self._durations[key] = durations
+        return self._durations[key]
 
     def _generation(self, piece: str, voice: Voice | None, lang: str, options: SynthesisOptions, budget: int,
-                    index: int) -> tuple[Generation, torch.Tensor | None]:
+                    index: int) -> tuple[Generation, torch.Tensor | None, PieceWords]:
         ipa = phonemize([piece], lang)[0]
-        min_frames = int(options.min_frames_per_phoneme * len(self.frontend.ids(ipa, lang)))
-        prefix = warmup = rate = None
-        if voice is not None and voice.phonemes:
-            # The prompt's own speaking rate (frames per text token) places the text of aligned-position LMs.
-            rate = torch.tensor([voice.codes.shape[-1] / max(1, len(self.frontend.ids(voice.phonemes, lang)))],
-                                device=self.device)
-            ipa = f"{voice.phonemes} {WORD} {ipa}"
+        ids = self.frontend.utterance_ids(ipa, lang)
+        prefix = prefix_pointer = warmup = None
+        start = 0
+        durations = self.aligned_prompt(voice, lang, []) if voice is not None and voice.phonemes else None
+        if durations is not None:
+            # The new text continues the prompt's utterance: its phonemes after the prompt's, without a new
+            # language tag; the prompt's frames are forced on the tokens the aligner gave them.
+            prompt_ids = self.frontend.utterance_ids(voice.phonemes, lang)
+            start = len(prompt_ids)
+            ids = prompt_ids + ids[1:]
             prefix = voice.codes[None].to(self.device)  # [1, K, P]
+            prefix_pointer = pointer_from_durations(durations)[None].to(self.device)
             warmup = voice.codes[None, :, -WARMUP_FRAMES:]
-        ids = torch.tensor([self.frontend.ids(ipa, lang)], device=self.device)
+        phonemes = torch.tensor([ids], device=self.device)
         prompt = voice.codes[None].to(self.device) if voice is not None else None
-        cond = Conditioning(text=ids, text_lengths=torch.tensor([ids.shape[1]], device=self.device), prompt=prompt,
-                            prompt_lengths=None if prompt is None else torch.tensor([prompt.shape[-1]],
-                                                                                     device=self.device),
-                            rate=rate)
+        cond = Conditioning(phonemes, torch.tensor([len(ids)], device=self.device), prompt,
+                            None if prompt is None else torch.tensor([prompt.shape[-1]], device=self.device))
         seed = None if options.seed is None else options.seed + index
         sampling = SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                                  cfg_scale=options.cfg_scale, seed=seed, max_frames=budget,
-                                  min_frames=min(min_frames, budget))
-        return Generation(self.lm, cond, sampling, prefix=prefix), warmup
+                                  cfg_scale=options.cfg_scale, seed=seed, max_frames=budget, speed=options.speed)
+        generation = Generation(self.lm, cond, sampling, prefix=prefix, prefix_pointer=prefix_pointer,
+                                start=torch.tensor([start], device=self.device))
+        return generation, warmup, piece_words(piece, ipa, lang, start - 1 if durations is not None else 0,
+                                               self.codec.frame_rate)
 
 
 WARMUP_FRAMES = 16  # more than the codec decoder's receptive field, in frames
