@@ -16,6 +16,7 @@ import soundfile as sf
 import yaml
 
 from ..codec.pretrained import load_codec
+from ..data.alignments import align_manifest
 from ..data.encode import encode_manifest
 from ..data.engines import Voice, synthesize
 from ..data.manifest import Item, write_manifest
@@ -57,6 +58,7 @@ def build_word_shards(workdir: str | Path) -> Path:
                                   speaker=voice, split="valid" if (speed, pitch) == VALID_STYLE else "train"))
     write_manifest(root / "manifest.jsonl", items)
     encode_manifest(root / "manifest.jsonl", load_codec(), workdir / "shards", num_codebooks=2)
+    align_manifest(root / "manifest.jsonl", None, workdir / "shards")  # the shipped aligner
     return workdir / "shards"
 
 

@@ -83,18 +83,21 @@ def test_micro_batch_losses_add_up_to_the_global_loss():
     lengths = torch.tensor([7, 5, 9, 3])
     codes = torch.randint(0, 64, (4, 4, 9))
     text = torch.randint(1, 30, (4, 6))
-    cond = Conditioning(text, torch.tensor([6, 4, 5, 2]))
+    cond = Conditioning(text, torch.tensor([6, 4, 5, 0]))  # the last item has no text: it ends by the end token
+    pointer = torch.stack([torch.arange(9) * n // max(int(m), 1) for n, m in zip([6, 4, 5, 1], lengths)])
+    has_text = cond.phoneme_lengths > 0
     drop = torch.zeros(4, dtype=torch.bool)
-    whole = model(LMBatch(cond, codes, lengths, drop))
+    whole = model(LMBatch(cond, codes, lengths, pointer, drop))
     counts = (whole.targets != IGNORE).sum(dim=(0, 1))
-    assert torch.equal(model.target_counts(lengths), counts)
-    totals = model.target_counts(lengths)
+    assert torch.equal(model.target_counts(lengths, has_text)[:-1], counts)
+    assert int(model.target_counts(lengths, has_text)[-1]) == int(lengths[has_text].sum())  # pointer decisions
+    totals = model.target_counts(lengths, has_text)
     summed = 0
     for part in ([0, 2], [1, 3]):
-        sub = LMBatch(Conditioning(text[part], cond.text_lengths[part]), codes[part], lengths[part], drop[part])
+        sub = LMBatch(cond.map(lambda t, part=part: t[part]), codes[part], lengths[part], pointer[part], drop[part])
         out = model(sub)
-        summed = summed + share_of_loss(out.losses, model.target_counts(lengths[part]), totals,
-                                        model.config.codebook_weights)
+        summed = summed + share_of_loss(out.losses, model.target_counts(lengths[part], has_text[part]), totals,
+                                        model.config.codebook_weights, model.config.pointer_weight)
     assert torch.allclose(summed, whole.loss, atol=1e-6)
 
 

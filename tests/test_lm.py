@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
+from sonorant.lm.batch import pointer_from_durations
 from sonorant.lm.sampling import filter_logits, guided, sample
 
 K, CARD, VOCAB = 4, 32, 20
@@ -23,24 +24,22 @@ def make_batch(seed: int = 0) -> LMBatch:
     text = torch.randint(1, VOCAB, (3, 7), generator=g)
     prompt = torch.randint(0, CARD, (3, K, 5), generator=g)
     codes = torch.randint(0, CARD, (3, K, 9), generator=g)
-    # `rate` (frames per text token) only moves the text of models with aligned positions.
-    cond = Conditioning(text, torch.tensor([7, 4, 0]), prompt, torch.tensor([5, 2, 0]),
-                        rate=torch.tensor([1.3, 1.5, 4.0]))
-    return LMBatch(cond, codes, torch.tensor([9, 6, 3]))
+    # Items 0 and 1 speak 7 and 4 phonemes over 9 and 6 frames; item 2 has no text (it ends by the end token).
+    cond = Conditioning(text, torch.tensor([7, 4, 0]), prompt, torch.tensor([5, 2, 0]))
+    pointer = torch.zeros(3, 9, dtype=torch.long)
+    pointer[0] = pointer_from_durations([1, 2, 1, 1, 2, 1, 1])
+    pointer[1, :6] = pointer_from_durations([2, 1, 2, 1])
+    return LMBatch(cond, codes, torch.tensor([9, 6, 3]), pointer)
 
 
 def finite(x: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(torch.isinf(x), 0.0)
 
 
-@pytest.fixture(params=[("first", "after_text", "sequence"), ("every", "after_text", "sequence"),
-                        ("first", "before_text", "sequence"), ("first", "before_text", "aligned"),
-                        ("every", "after_text", "aligned")])
+@pytest.fixture(params=["first", "every"])
 def model(request) -> HierarchicalLM:
     torch.manual_seed(0)
-    local_context, prompt_position, text_positions = request.param
-    return HierarchicalLM(tiny_config(local_context=local_context, prompt_position=prompt_position,
-                                      text_positions=text_positions)).eval()
+    return HierarchicalLM(tiny_config(local_context=request.param)).eval()
 
 
 def test_future_frames_and_later_codebooks_do_not_change_past_logits(model):
@@ -49,7 +48,7 @@ def test_future_frames_and_later_codebooks_do_not_change_past_logits(model):
     changed = batch.codes.clone()
     changed[0, 2:, 5] = (changed[0, 2:, 5] + 1) % CARD  # codebooks 2.. of frame 5
     changed[0, :, 6:] = (changed[0, :, 6:] + 1) % CARD  # every later frame
-    out = finite(model(LMBatch(batch.condition, changed, batch.code_lengths)).logits)
+    out = finite(model(LMBatch(batch.condition, changed, batch.code_lengths, batch.pointer)).logits)
     assert torch.equal(out[0, :5], ref[0, :5])
     assert torch.equal(out[0, 5, :3], ref[0, 5, :3])  # codebook j sees codebooks < j only
     assert not torch.equal(out[0, 5, 3], ref[0, 5, 3])
@@ -64,12 +63,15 @@ def test_cached_generation_equals_teacher_forced_logits(model):
     frames = list(gen)
     codes = torch.stack([f.codes for f in frames], dim=-1)
     lengths = torch.stack([f.valid for f in frames], dim=-1).sum(-1)
-    # Teacher-force the generated frames (the prompt lengths differ, so generation was left-padded).
-    forced = model(LMBatch(batch.condition, codes, lengths)).logits
+    tokens = torch.stack([f.token for f in frames], dim=-1)
+    # Teacher-force the generated frames on the tokens the pointer was on (the prompt lengths differ, so
+    # generation was left-padded).
+    forced = model(LMBatch(batch.condition, codes, lengths, tokens)).logits
     for t, frame in enumerate(frames):
         for i in range(3):
             if frame.valid[i]:
-                assert torch.allclose(finite(frame.logits[i]), finite(forced[i, t]), atol=1e-4)
+                # (generation also bars the end token of items with text: their pointer ends them)
+                assert torch.allclose(finite(frame.logits[i, :, :CARD]), finite(forced[i, t, :, :CARD]), atol=1e-4)
 
 
 def test_batch_generation_equals_one_item_at_a_time(model):
@@ -77,9 +79,7 @@ def test_batch_generation_equals_one_item_at_a_time(model):
     greedy = SamplingConfig(temperature=0.0, max_frames=5)
     together = Generation(model, batch.condition, greedy).run()
     for i in range(3):
-        c = batch.condition
-        alone = Conditioning(c.text[i:i + 1], c.text_lengths[i:i + 1], c.prompt[i:i + 1], c.prompt_lengths[i:i + 1],
-                             rate=c.rate[i:i + 1])
+        alone = batch.condition.map(lambda t, i=i: t[i:i + 1])
         single = Generation(model, alone, greedy).run()
         n = int(single.lengths[0])
         assert int(together.lengths[i]) == n
@@ -102,8 +102,9 @@ def test_tiny_model_overfits_and_stops_by_itself():
     final = model(batch).loss.item()
     assert final < 0.1 * first
     result = Generation(model.eval(), batch.condition, SamplingConfig(temperature=0.0, max_frames=30)).run()
-    assert result.ended.all()  # the end decision stopped every item before the cap
+    assert result.ended.all()  # the pointer (text) and the end token (no text) stopped every item
     assert torch.equal(result.lengths, batch.code_lengths)
+    assert torch.equal(result.tokens[0], batch.pointer[0])  # the learnt durations
     for i in range(3):
         n = int(batch.code_lengths[i])
         assert torch.equal(result.codes[i, :, :n], batch.codes[i, :, :n])
@@ -129,16 +130,16 @@ def test_same_seed_same_tokens_and_cfg_scale_one_is_the_conditional_pass(model):
     assert not torch.equal(strong[0].logits, frames_c[0].logits)
 
 
-def test_length_cap_follows_text_length():
-    model = HierarchicalLM(tiny_config(max_frames_per_token=1.5, max_frames=40)).eval()
-    cond = Conditioning(torch.randint(1, VOCAB, (2, 4)), torch.tensor([4, 2]))
+def test_without_text_the_cap_stops_generation():
+    model = HierarchicalLM(tiny_config(max_frames=7)).eval()
+    cond = Conditioning(torch.zeros(2, 1, dtype=torch.long), torch.tensor([0, 0]))
     # Forbid the end token so only the cap can stop generation.
     logits = model.local_logits
     end = torch.tensor([model.config.end_token])
     model.local_logits = lambda y, first=0: logits(y, first).index_fill(-1, end, float("-inf"))
-    result = Generation(model, cond, SamplingConfig(seed=0)).run()
-    assert result.lengths.tolist() == [6, 3]
-    assert not result.ended.any()
+    assert Generation(model, cond, SamplingConfig(seed=0)).run().lengths.tolist() == [7, 7]
+    result = Generation(model, cond, SamplingConfig(seed=0, max_frames=4)).run()
+    assert result.lengths.tolist() == [4, 4] and not result.ended.any()
 
 
 def test_guidance_and_filters():
@@ -193,12 +194,7 @@ def test_bench_lm_compares_against_the_flat_baseline_and_cache():
     assert "KV cache speed-up" in bench_table(result)
 
 
-def test_prompt_position_orders_the_sequence():
-    batch = make_batch()
-    after = HierarchicalLM(tiny_config()).build_sequence(batch.condition)
-    before = HierarchicalLM(tiny_config(prompt_position="before_text")).build_sequence(batch.condition)
-    # item 0: 7 text tokens, PROMPT marker, 5 prompt frames, then BOS in both orders
-    assert after.prompt_mark.tolist() == [7, 4, 0] and before.prompt_mark.tolist() == [0, 0, 0]
-    assert after.bos.tolist() == before.bos.tolist() == [13, 7, 1]
-    with pytest.raises(ValueError, match="prompt_position"):
-        tiny_config(prompt_position="middle")
+def test_sequence_layout_prompt_then_target():
+    seq = HierarchicalLM(tiny_config()).build_sequence(make_batch().condition)
+    # [PROMPT][prompt frames][BOS]: the phonemes are not in the sequence, they ride on the target frames
+    assert seq.prompt_mark.tolist() == [0, 0, 0] and seq.bos.tolist() == [6, 3, 1]

@@ -31,7 +31,7 @@ def make_bundle(root: Path, codec_fingerprint: str | None = None) -> Path:
     torch.manual_seed(0)
     lm = HierarchicalLM(LMConfig(num_codebooks=4, codebook_size=1024, text_vocab_size=frontend.size, dim=32,
                                  num_layers=2, num_heads=2, local_dim=16, local_layers=1, local_heads=2,
-                                 codebook_weights=(1.0, 1.0, 1.0, 1.0), max_frames_per_token=0.5))
+                                 codebook_weights=(1.0, 1.0, 1.0, 1.0)))
     if codec_fingerprint is None:
         from sonorant.codec.pretrained import load_codec
         codec_fingerprint = load_codec(root / "codec").fingerprint
@@ -40,6 +40,7 @@ def make_bundle(root: Path, codec_fingerprint: str | None = None) -> Path:
     (root / "voices").mkdir()
     shutil.copy(EXAMPLE_WAV, root / "voices" / "default.wav")
     shutil.copy(EXAMPLE_WAV.with_suffix(".txt"), root / "voices" / "default.txt")
+    shutil.copytree(REPO / "pretrained" / "aligner", root / "aligner")
     return root
 
 
@@ -100,9 +101,13 @@ def test_generation_prefix_continues_the_teacher_forced_sequence():
     text = torch.randint(1, 12, (1, 5))
     prompt, prefix = torch.randint(0, 16, (1, 3, 7)), torch.randint(0, 16, (1, 3, 6))
     cond = Conditioning(text, torch.tensor([5]), prompt, torch.tensor([7]))
-    first = next(iter(Generation(lm, cond, SamplingConfig(seed=0), keep_logits=True, prefix=prefix)))
-    forced = lm(LMBatch(cond, prefix, torch.tensor([6]))).logits[:, 6, 0]  # prediction after the 6 forced frames
-    torch.testing.assert_close(first.logits[:, 0], forced, atol=1e-4, rtol=1e-4)
+    pointer = torch.tensor([[0, 0, 1, 1, 1, 2, 3]])  # the 6 forced frames, then the first new one on token 3
+    first = next(iter(Generation(lm, cond, SamplingConfig(seed=0), keep_logits=True, prefix=prefix,
+                                 prefix_pointer=pointer[:, :6], start=torch.tensor([3]))))
+    codes = torch.cat([prefix, first.codes[:, :, None]], dim=-1)
+    forced = lm(LMBatch(cond, codes, torch.tensor([7]), pointer)).logits[:, 6, 0]  # after the 6 forced frames
+    vocab = lm.config.codebook_size  # (generation bars the end token of an item with text)
+    torch.testing.assert_close(first.logits[:, 0, :vocab], forced[:, :vocab], atol=1e-4, rtol=1e-4)
 
 
 def test_prompt_is_trimmed_normalised_and_cut_at_a_pause(tmp_path):

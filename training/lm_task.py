@@ -251,18 +251,18 @@ def run_frontend(path: Path, ipa: dict[str, str], texts: set[tuple[str, str]],
 
 
 def load_init_weights(model: HierarchicalLM, released: HierarchicalLM) -> None:
-    """Start `model` from released weights; a text embedding grown for new symbols keeps the released rows
-    (the run's vocabulary extends the release's, see `run_frontend`) and its fresh initialisation elsewhere."""
+    """Start `model` from released weights; phoneme embeddings grown for new symbols keep the released rows
+    (the run's vocabulary extends the release's, see `run_frontend`) and their fresh initialisation elsewhere."""
     state = released.state_dict()
-    key = "text_embedding.weight"
-    mine = model.state_dict()[key]
-    if state[key].shape != mine.shape:
-        if state[key].shape[0] > mine.shape[0] or state[key].shape[1:] != mine.shape[1:]:
-            raise SonorantError(f"--init-from: its text embedding {tuple(state[key].shape)} does not fit the "
-                                f"recipe's {tuple(mine.shape)}")
-        grown = mine.clone()
-        grown[: state[key].shape[0]] = state[key]
-        state[key] = grown
+    mine = model.state_dict()
+    for key in [k for k in state if k.startswith("phoneme_embeddings.")]:
+        if state[key].shape != mine[key].shape:
+            if state[key].shape[0] > mine[key].shape[0] or state[key].shape[1:] != mine[key].shape[1:]:
+                raise SonorantError(f"--init-from: its phoneme embedding {tuple(state[key].shape)} does not fit the "
+                                    f"recipe's {tuple(mine[key].shape)}")
+            grown = mine[key].clone()
+            grown[: state[key].shape[0]] = state[key]
+            state[key] = grown
     model.load_state_dict(state)
 
 
