@@ -27,7 +27,7 @@ class AlignerConfig:
     text_kernel: int = 5
     audio_dim: int = 128
     audio_layers: int = 3
-    audio_kernel: int = 3
+    audio_kernel: int = 5
     attention_dim: int = 80
     temperature: float = 0.0005  # scale of the negative squared distance that becomes attention logits
     blank_logprob: float = -1.0  # the forward-sum (CTC) blank's log-probability
@@ -50,3 +50,12 @@ class AlignerConfig:
         if unknown:
             raise ValueError(f"unknown aligner config keys {sorted(unknown)}")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class AlignerLossConfig:
+    """Training only: RAD-TTS' binarisation term pulls the soft attention onto the hard (searched) path
+    once the soft alignment has formed, so the durations read off the path match what was learnt."""
+
+    binarization_weight: float = 1.0
+    binarization_start_step: int = 1000

@@ -138,6 +138,12 @@ class Aligner(nn.Module):
         return model.eval()
 
 
+def binarization_loss(log_attention: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
+    """Mean -log P(token | frame) of the attention (prior included) on the hard path [B, T, N]."""
+    on_path = log_attention.nan_to_num(neginf=0.0) * path
+    return -on_path.sum() / path.sum().clamp_min(1)
+
+
 def _normalise(mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
     """Per-utterance mean and variance normalisation of each mel band over the valid frames, so loudness
     and recording channel do not move the attention; padding stays zero."""

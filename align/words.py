@@ -79,7 +79,23 @@ def timed_segments(ipa: str, durations: list[int], frame_rate: float, words: lis
         word_segments = _split_merged(word_spans, words, word_lengths, seconds)
     else:
         word_segments = [Segment(ipa_word, seconds[a], seconds[b + 1]) for ipa_word, a, b in word_spans]
-    return word_segments, phone_segments
+    return _close_joints(word_segments, JOINT_FRAMES / frame_rate), phone_segments
+
+
+# Every word boundary token takes at least one frame, even where one word runs into the next: a gap of
+# at most this many frames between two words is such a joint (both meet in its middle), a longer one a pause.
+JOINT_FRAMES = 2
+
+
+def _close_joints(words: list[Segment], joint: float) -> list[Segment]:
+    out = list(words)
+    for k in range(len(out) - 1):
+        gap = out[k + 1].start - out[k].end
+        if 0 < gap <= joint + 1e-9:
+            middle = out[k].end + gap / 2
+            out[k] = Segment(out[k].label, out[k].start, middle)
+            out[k + 1] = Segment(out[k + 1].label, middle, out[k + 1].end)
+    return out
 
 
 def phone_count(ipa: str) -> int:

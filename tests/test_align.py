@@ -92,7 +92,7 @@ def _synthetic_batch(generator: torch.Generator, vocab: int = 12, n_mels: int = 
 def test_the_aligner_learns_durations_with_the_forward_sum_loss():
     torch.manual_seed(0)
     aligner = Aligner(AlignerConfig(text_vocab_size=12, text_dim=32, audio_dim=32, attention_dim=16,
-                                    text_layers=1, audio_layers=1))
+                                    text_layers=1, audio_layers=1, audio_kernel=3))
     optimiser = torch.optim.Adam(aligner.parameters(), 3e-3)
     generator = torch.Generator().manual_seed(0)
     first = None

@@ -84,7 +84,7 @@ def test_micro_batch_losses_add_up_to_the_global_loss():
     codes = torch.randint(0, 64, (4, 4, 9))
     text = torch.randint(1, 30, (4, 6))
     cond = Conditioning(text, torch.tensor([6, 4, 5, 0]))  # the last item has no text: it ends by the end token
-    pointer = torch.stack([torch.arange(9) * n // max(int(m), 1) for n, m in zip([6, 4, 5, 1], lengths)])
+    pointer = torch.stack([torch.arange(9) * n // max(int(m), 1) for n, m in zip([6, 4, 5, 1], lengths, strict=True)])
     has_text = cond.phoneme_lengths > 0
     drop = torch.zeros(4, dtype=torch.bool)
     whole = model(LMBatch(cond, codes, lengths, pointer, drop))

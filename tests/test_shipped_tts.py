@@ -12,6 +12,7 @@ import torch
 
 from sonorant.codec.pretrained import default_model_dir
 from sonorant.lm import Conditioning, LMBatch
+from sonorant.lm.batch import pointer_from_durations
 from sonorant.tts import Synthesizer
 from sonorant.tts.bundle import lm_codec_fingerprint, resolve_bundle
 from sonorant.tts.frontend import phonemize
@@ -19,7 +20,6 @@ from sonorant.tts.frontend import phonemize
 from .conftest import EXAMPLE_WAV, REPO
 from .test_cli_tts import run  # noqa: F401 (fixture)
 
-# Measured on the shipped LM: 0.15 nats per token between the default voice's own text and this one.
 OTHER_TEXT = "Nothing is easier than to denounce the evildoer; nothing is more difficult than to understand him."
 
 
@@ -32,8 +32,9 @@ def test_the_bundle_is_release_files_within_80_mb_and_all_package_data():
     root = default_model_dir()
     paths = resolve_bundle(None)
     assert paths.lm == root / "tts" and paths.codec == root / "codec" and paths.voices == root / "voices"
-    for release in (paths.lm, paths.codec):
-        assert json.loads((release / "config.json").read_text())["kind"] in ("lm", "codec")
+    assert paths.aligner == root / "aligner" and (paths.aligner / "frontend.json").is_file()
+    for release in (paths.lm, paths.codec, paths.aligner):
+        assert json.loads((release / "config.json").read_text())["kind"] in ("lm", "codec", "aligner")
         assert (release / "model.safetensors").is_file()
     assert (root / "voices" / "default.wav").is_file() and (root / "voices" / "default.txt").read_text().strip()
     files = [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
@@ -49,20 +50,25 @@ def test_the_bundle_is_release_files_within_80_mb_and_all_package_data():
         "fingerprint"]
 
 
-def test_the_shipped_lm_reads_its_text(synth):
-    # Teacher-forced loss of the default voice's clip (a training voice) with its own transcript against
-    # another sentence, prompted by a held-out voice: an LM that ignores the text scores both the same.
+def test_the_shipped_lm_reads_its_phonemes(synth):
+    # Teacher-forced loss of the default voice's clip (a training voice) on its own aligned phonemes against
+    # another sentence's phonemes at the same pointer positions, prompted by a held-out voice: an LM that
+    # ignores the phonemes scores both the same.
     default = synth.resolve_voice(None)
     codes = default.codes[: synth.lm.num_codebooks][None]  # [1, K, T]
+    durations = synth.aligned_prompt(default, "en-us", [])
+    assert durations is not None and sum(durations) == codes.shape[-1]
+    pointer = pointer_from_durations(durations)[None]
     prompt = synth.voice_from_audio(EXAMPLE_WAV).codes[: synth.lm.num_codebooks][None]
     right, wrong = phonemize([default.text, OTHER_TEXT], "en-us")
 
     def loss(ipa: str) -> float:
-        ids = torch.tensor([synth.frontend.ids(ipa, "en-us")])
+        ids = torch.tensor([synth.frontend.utterance_ids(ipa, "en-us")])
         cond = Conditioning(ids, torch.tensor([ids.shape[1]]), prompt, torch.tensor([prompt.shape[-1]]))
         with torch.no_grad():
-            return float(synth.lm(LMBatch(cond, codes, torch.tensor([codes.shape[-1]]))).loss)
-    assert loss(wrong) - loss(right) > 0.05
+            return float(synth.lm(LMBatch(cond, codes, torch.tensor([codes.shape[-1]]), pointer)).loss)
+
+    assert loss(wrong) - loss(right) > GAP
 
 
 def test_main_job_speaks_and_stops_by_itself(run, tmp_path):  # noqa: F811

@@ -12,6 +12,8 @@ from rich.progress import Progress
 from torch import nn
 
 from ..align import Aligner
+from ..align.model import binarization_loss
+from ..align.search import hard_alignment
 from ..align.words import boundary_errors, spoken_words, timed_segments
 from ..codec.audio import load_audio
 from ..codec.errors import AudioError, SonorantError
@@ -147,8 +149,17 @@ class AlignerTask:
         p = micro.data
         with trainer.autocast():
             out = trainer.model("aligner")(p.tokens, p.token_lengths, p.mel, p.frame_lengths)
-        grad_norm = trainer.optimize("aligner", out.loss * p.share)
-        return {"loss": float(out.loss.detach()), "grad_norm": grad_norm}
+        loss, metrics = out.loss, {"forward_sum": float(out.loss.detach())}
+        losses = self.recipe.loss
+        if losses.binarization_weight > 0 and trainer.step >= losses.binarization_start_step:
+            renormalised = out.log_attention.detach().log_softmax(dim=-1).nan_to_num(neginf=-1e4)
+            path = hard_alignment(renormalised, p.token_lengths, p.frame_lengths)
+            binarization = binarization_loss(out.log_attention, path)
+            loss = loss + losses.binarization_weight * binarization
+            metrics["binarization"] = float(binarization.detach())
+        metrics["loss"] = float(loss.detach())
+        metrics["grad_norm"] = trainer.optimize("aligner", loss * p.share)
+        return metrics
 
     @torch.no_grad()
     def validate(self, step: int) -> dict[str, float]:

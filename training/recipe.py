@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ..align.config import AlignerConfig
+from ..align.config import AlignerConfig, AlignerLossConfig
 from ..codec.config import CodecConfig
 from ..codec.errors import SonorantError
 from ..lm.config import LMConfig
@@ -47,9 +47,11 @@ class LMRecipe:
 class AlignerRecipe:
     model: AlignerConfig
     train: TrainConfig
+    loss: AlignerLossConfig
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "aligner", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
+        return {"kind": "aligner", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
+                "loss": dataclasses.asdict(self.loss)}
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -109,7 +111,7 @@ def lm_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> 
 
 def aligner_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> AlignerRecipe:
     """Build the aligner recipe from a recipe mapping; `overrides` update the train section."""
-    unknown = set(data) - {"kind", "model", "train"}
+    unknown = set(data) - {"kind", "model", "train", "loss"}
     if unknown:
         raise RecipeError(f"unknown aligner recipe sections: {sorted(unknown)}")
     if data.get("kind") != "aligner":
@@ -118,7 +120,8 @@ def aligner_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None
         model = AlignerConfig.from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    return AlignerRecipe(model=model, train=train_config(data, overrides))
+    return AlignerRecipe(model=model, train=train_config(data, overrides),
+                         loss=build(AlignerLossConfig, data.get("loss") or {}, "loss"))
 
 
 def train_config(data: dict[str, Any], overrides: dict[str, Any] | None) -> TrainConfig:

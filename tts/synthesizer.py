@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..align.words import Segment
 from ..codec import Codec
 from ..codec.errors import ModelError
 from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
@@ -29,8 +29,11 @@ from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle
 from .chunking import chunk_text
 from .frontend import TextError, TextFrontend, clean_text, phonemize
 from .prompt import prepare_prompt
-from .timestamps import PieceWords, piece_words
 from .voices import Voice, load_voice
+
+if TYPE_CHECKING:  # align/ reads the text frontend of this package: import it where it is used
+    from ..align.words import Segment
+    from .timestamps import PieceWords
 
 DEFAULT_VOICE = "default"
 
@@ -303,6 +306,8 @@ class Synthesizer:
                                   cfg_scale=options.cfg_scale, seed=seed, max_frames=budget, speed=options.speed)
         generation = Generation(self.lm, cond, sampling, prefix=prefix, prefix_pointer=prefix_pointer,
                                 start=torch.tensor([start], device=self.device))
+        from .timestamps import piece_words
+
         return generation, warmup, piece_words(piece, ipa, lang, start - 1 if durations is not None else 0,
                                                self.codec.frame_rate)
 
