@@ -35,6 +35,11 @@ class AlignerConfig:
     # Alignment cost per frame (mean negative log attention on the chosen path) above which a transcript
     # is taken not to match its audio; set from the training corpus' distribution when a run is exported.
     max_cost: float = 0.0
+    # Seconds added to every word's start and end: the median signed difference to the engines' own word
+    # times on the training corpus' validation clips, measured when a run is exported (acoustic onsets of
+    # plosives and fricatives come after where the engines mark a word's start).
+    word_start_shift: float = 0.0
+    word_end_shift: float = 0.0
 
     @property
     def frame_rate(self) -> float:

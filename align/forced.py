@@ -110,5 +110,7 @@ class ForcedAligner:
         if check_cost and limit > 0 and cost > limit:
             raise AlignmentError(f"the transcript does not match the audio (alignment cost {cost:.2f} per frame; "
                                  f"the aligner's training speech stays under {limit:.2f})")
-        word_segments, phones = timed_segments(ipa, durations, self.aligner.frame_rate, words, word_lengths)
+        c = self.aligner.config
+        word_segments, phones = timed_segments(ipa, durations, c.frame_rate, words, word_lengths,
+                                               (c.word_start_shift, c.word_end_shift))
         return ForcedAlignment(word_segments, phones, durations, ipa, cost, frames, self.aligner.frame_rate)

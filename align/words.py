@@ -37,13 +37,15 @@ def spoken_words(normalised: str) -> list[str]:
 
 
 def timed_segments(ipa: str, durations: list[int], frame_rate: float, words: list[str] | None = None,
-                   word_lengths: list[int] | None = None) -> tuple[list[Segment], list[Segment]]:
+                   word_lengths: list[int] | None = None,
+                   shifts: tuple[float, float] = (0.0, 0.0)) -> tuple[list[Segment], list[Segment]]:
     """(words, phonemes) of an utterance whose tokens (language tag, `symbols(ipa)`, closing boundary)
     got `durations` frames each. A word spans its phones, not the punctuation or pause next to it; words
     are labelled with `words` (the normalised text's) when they pair one to one with the phoneme words.
     G2P joins some words ("in the" -> one phoneme word): given each word's own symbol count
     (`word_lengths`), a joined phoneme word is shared among its words by those counts; else the phoneme
-    words are labelled with their IPA."""
+    words are labelled with their IPA. `shifts` (seconds) move every word's start and end (see
+    `AlignerConfig.word_start_shift`); words never overlap after it."""
     syms = symbols(ipa)
     if len(durations) != len(syms) + 2:
         raise ValueError(f"{len(durations)} durations for {len(syms) + 2} tokens")
@@ -79,7 +81,10 @@ def timed_segments(ipa: str, durations: list[int], frame_rate: float, words: lis
         word_segments = _split_merged(word_spans, words, word_lengths, seconds)
     else:
         word_segments = [Segment(ipa_word, seconds[a], seconds[b + 1]) for ipa_word, a, b in word_spans]
-    return _close_joints(word_segments, JOINT_FRAMES / frame_rate), phone_segments
+    words_out = _close_joints(word_segments, JOINT_FRAMES / frame_rate)
+    if shifts != (0.0, 0.0):
+        words_out = _shifted(words_out, shifts, seconds[-1])
+    return words_out, phone_segments
 
 
 # Every word boundary token takes at least one frame, even where one word runs into the next: a gap of
@@ -98,6 +103,17 @@ def _close_joints(words: list[Segment], joint: float) -> list[Segment]:
     return out
 
 
+def _shifted(words: list[Segment], shifts: tuple[float, float], total: float) -> list[Segment]:
+    out = [Segment(w.label, min(max(0.0, w.start + shifts[0]), total), min(max(0.0, w.end + shifts[1]), total))
+           for w in words]
+    for k in range(len(out) - 1):  # a joint that the shifts made overlap meets in the middle again
+        if out[k + 1].start < out[k].end:
+            middle = (out[k + 1].start + out[k].end) / 2
+            out[k] = Segment(out[k].label, out[k].start, middle)
+            out[k + 1] = Segment(out[k + 1].label, middle, out[k + 1].end)
+    return [Segment(w.label, w.start, max(w.start, w.end)) for w in out]
+
+
 def phone_count(ipa: str) -> int:
     """Symbols of an IPA word that are phones (not stress or length marks, not punctuation)."""
     return sum(ch not in _BEFORE + _AFTER and not ch.isspace() and not is_punctuation(ch) for ch in ipa)
@@ -108,6 +124,8 @@ def _split_merged(spans: list[list], words: list[str], lengths: list[int], secon
     out: list[Segment] = []
     i = 0
     for k, (ipa_word, first, last) in enumerate(spans):
+        if i >= len(words):  # more phoneme words than words: label them with their IPA
+            return [Segment(w, seconds[a], seconds[b + 1]) for w, a, b in spans]
         size, spans_left = phone_count(ipa_word), len(spans) - k - 1
         group = [i]
         i += 1
@@ -137,6 +155,11 @@ def _key(word: str) -> str:
 def boundary_errors(predicted: list[Segment], reference: list[tuple[str, float, float]]) -> list[float]:
     """Absolute differences (seconds) of the start and end of every word the two word lists share, paired
     in order by spelling (words an engine spelled otherwise, "3" for "three", are left out)."""
+    return [abs(e) for pair in signed_errors(predicted, reference) for e in pair]
+
+
+def signed_errors(predicted: list[Segment], reference: list[tuple[str, float, float]]) -> list[tuple[float, float]]:
+    """(start, end) differences, ours minus the reference's, in seconds, of the words both lists share."""
     from difflib import SequenceMatcher
 
     ours = [_key(w.label) for w in predicted]
@@ -145,5 +168,5 @@ def boundary_errors(predicted: list[Segment], reference: list[tuple[str, float, 
     for block in SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
         for k in range(block.size):
             p, (_, start, end) = predicted[block.a + k], reference[block.b + k]
-            errors += [abs(p.start - start), abs(p.end - end)]
+            errors.append((p.start - start, p.end - end))
     return errors

@@ -141,7 +141,7 @@ def release(spoken, tmp_path_factory) -> Path:
     recipe.write_text(TINY)
     result = train_aligner(str(recipe), spoken / "manifest.jsonl", run, quiet=True)
     assert result.step == 4
-    assert json.loads((run / "costs.json").read_text())["items"] == 5  # the silent clip has no usable frames
+    assert json.loads((run / "calibration.json").read_text())["items"] == 5  # the silent clip has no usable frames
     return export_run(run, run.parent / "release")
 
 

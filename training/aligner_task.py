@@ -14,7 +14,7 @@ from torch import nn
 from ..align import Aligner
 from ..align.model import binarization_loss
 from ..align.search import hard_alignment
-from ..align.words import boundary_errors, spoken_words, timed_segments
+from ..align.words import boundary_errors, signed_errors, spoken_words, timed_segments
 from ..codec.audio import load_audio
 from ..codec.errors import AudioError, SonorantError
 from ..data.manifest import Item, read_manifest
@@ -25,7 +25,7 @@ from .lm_task import DEFAULT_LANGUAGE, FRONTEND_FILE, PHONEMES_FILE, phoneme_cac
 from .recipe import AlignerRecipe
 from .trainer import Trainer
 
-VALID_ITEMS = 64
+VALID_ITEMS = 128
 
 
 @dataclass
@@ -186,6 +186,25 @@ class AlignerTask:
 
     def samples(self, step: int) -> dict[str, torch.Tensor]:
         return {}
+
+    @torch.no_grad()
+    def word_shifts(self) -> tuple[float, float]:
+        """Median (start, end) difference of the aligner's word times to the engines' own on the validation
+        clips (training voices, unseen sentences): what an exported aligner adds to its word times."""
+        self.model.eval()
+        errors = []
+        for u in self.valid:
+            if not u.item.words:
+                continue
+            p = self.collate([u])
+            durations = self.model.align(p.tokens, p.token_lengths, p.mel, p.frame_lengths).durations[0].tolist()
+            words = spoken_words(normalize(clean_text(u.item.text), u.item.language or DEFAULT_LANGUAGE))
+            predicted, _ = timed_segments(u.ipa, durations, self.model.frame_rate, words)
+            errors += signed_errors(predicted, list(u.item.words))
+        if not errors:
+            return 0.0, 0.0
+        starts, ends = zip(*errors, strict=True)
+        return -float(np.median(starts)), -float(np.median(ends))
 
     def corpus_costs(self) -> list[float]:
         """Alignment cost per frame of every training utterance (the mismatch threshold comes from it)."""

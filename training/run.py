@@ -24,10 +24,11 @@ from .recipe import aligner_recipe, codec_recipe, lm_recipe, load_recipe_dict
 from .trainer import Trainer, set_threads
 
 RECIPE_FILE = "recipe.yaml"
-COSTS_FILE = "costs.json"  # an aligner run: alignment cost per frame over its training corpus
+# An aligner run: the alignment cost per frame over its training corpus and the word-time shifts.
+CALIBRATION_FILE = "calibration.json"
 # An exported aligner refuses transcripts whose cost per frame exceeds the corpus' 99.9th percentile plus
 # this margin (nats per frame): see `sonorant eval align` for how often real clips trip it.
-COST_MARGIN = 0.5
+COST_MARGIN = 1.0
 
 
 @dataclass
@@ -104,7 +105,8 @@ def train_aligner(config: str, data: str | Path, out: str | Path, resume: bool =
                   init_from: str | Path | None = None, max_steps: int | None = None,
                   device: str | None = None, quiet: bool = False) -> TrainResult:
     """Train the forced aligner on a manifest's speech with text; at the end, record the alignment cost of
-    every training utterance (the exported aligner's mismatch threshold comes from it)."""
+    every training utterance (the exported aligner's mismatch threshold comes from it) and the median shift
+    of its word times to the engines' on the validation clips."""
     from .aligner_task import AlignerTask
 
     out = Path(out)
@@ -116,9 +118,11 @@ def train_aligner(config: str, data: str | Path, out: str | Path, resume: bool =
                       sample_rate=recipe.model.sample_rate)
         if world.is_main:
             costs = np.array(task.corpus_costs())
+            start_shift, end_shift = task.word_shifts()
             summary = {"items": len(costs), **{f"p{q:g}": float(np.percentile(costs, q))
-                                                for q in (50, 90, 99, 99.5, 99.9, 100)}}
-            (out / COSTS_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+                                                for q in (50, 90, 99, 99.5, 99.9, 100)},
+                       "word_start_shift": start_shift, "word_end_shift": end_shift}
+            (out / CALIBRATION_FILE).write_text(json.dumps(summary, indent=1) + "\n")
         return result
 
 
@@ -139,9 +143,12 @@ def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path
         return directory
     if data.get("kind") == "aligner":
         recipe = aligner_recipe(data)
-        costs_file = run_dir / COSTS_FILE
-        max_cost = json.loads(costs_file.read_text())["p99.9"] + COST_MARGIN if costs_file.is_file() else 0.0
-        aligner = Aligner(dataclasses.replace(recipe.model, max_cost=round(max_cost, 4)))
+        path = run_dir / CALIBRATION_FILE
+        calibration = json.loads(path.read_text()) if path.is_file() else {}
+        max_cost = calibration["p99.9"] + COST_MARGIN if calibration else 0.0
+        aligner = Aligner(dataclasses.replace(recipe.model, max_cost=round(max_cost, 4),
+                                              word_start_shift=round(calibration.get("word_start_shift", 0.0), 4),
+                                              word_end_shift=round(calibration.get("word_end_shift", 0.0), 4)))
         aligner.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["aligner"])
         directory = aligner.save_pretrained(out)
         TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
