@@ -68,8 +68,24 @@ def test_stream_yields_after_a_few_frames_and_equals_synthesize(synth):
 def test_modes_follow_the_transcript(synth):
     assert synth.synthesize("Hello.", seed=0).info.mode == "transcript"  # the bundle's default voice has a .txt
     assert synth.synthesize("Hello.", voice=str(EXAMPLE_WAV), seed=0).info.mode == "reference"
-    with_text = synth.synthesize("Hello.", voice=str(EXAMPLE_WAV), voice_text="As he was taken away.", seed=0)
+    transcript = EXAMPLE_WAV.with_suffix(".txt").read_text().strip()
+    with_text = synth.synthesize("Hello.", voice=str(EXAMPLE_WAV), voice_text=transcript, seed=0)
     assert with_text.info.mode == "transcript"
+    # A transcript that is not what the prompt says: the aligner refuses it and the prompt is a reference.
+    wrong = synth.synthesize("Hello.", voice=str(EXAMPLE_WAV), voice_text="The weather in Paris was lovely.", seed=0)
+    assert wrong.info.mode == "reference" and any("does not match" in n for n in wrong.info.notes)
+
+
+def test_word_timestamps_follow_the_pointer_and_speed_shortens(synth):
+    slow = synth.synthesize("Hello there, my friend.", seed=0, speed=0.5)
+    fast = synth.synthesize("Hello there, my friend.", seed=0, speed=2.0)
+    assert slow.seconds > fast.seconds
+    words = slow.info.words
+    assert [w.label for w in words] == ["Hello", "there", "my", "friend"]
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:], strict=False))
+    assert 0 <= words[0].start and words[-1].end <= slow.seconds + 1e-6
+    streamed = [w.label for chunk in synth.stream("Hello there, my friend.", seed=0) for w in chunk.words]
+    assert streamed == ["Hello", "there", "my", "friend"]
 
 
 def test_long_text_is_spoken_chunk_by_chunk_with_pauses_and_capped(synth):
