@@ -92,8 +92,8 @@ def test_batch_reuses_the_models_for_many_outputs(bundle, tmp_path, run):
 
 
 def test_voice_add_list_use_remove(bundle, tmp_path, run):
-    added = run(["voice", "add", "king", str(EXAMPLE_WAV), "--text", "As he was taken away.", "--model", str(bundle)],
-                tmp_path)
+    transcript = EXAMPLE_WAV.with_suffix(".txt").read_text().strip()  # transcript mode needs the whole of it
+    added = run(["voice", "add", "king", str(EXAMPLE_WAV), "--text", transcript, "--model", str(bundle)], tmp_path)
     assert added.returncode == 0, added.stderr
     listed = run(["voice", "list"], tmp_path)
     assert listed.stdout.startswith("king\t") and "As he was taken away." in listed.stdout
