@@ -123,8 +123,9 @@ class EspeakLibrary:
 
     @classmethod
     def get(cls) -> EspeakLibrary:
-        if cls._instance is None:
-            cls._instance = cls()
+        with cls._lock:  # the corpus builder renders from several threads: initialise once
+            if cls._instance is None:
+                cls._instance = cls()
         return cls._instance
 
     def _receive(self, wav, count, events) -> int:

@@ -152,5 +152,7 @@ def test_build_other_languages(tmp_path):
     assert all(it.speaker.startswith("espeak-ng:de") for it in items if it.language == "de")
     assert any(ch in "äöüß" for it in items if it.language == "de" for ch in it.text) or len(items) < 10
     synthetic = [it.path[4:] for it in items if it.path.startswith("wav/")]
-    assert sorted(p.name for p in (tmp_path / "c" / "wav").iterdir()) == sorted(synthetic)
+    # every clip kept and no other (each with the engine's word timings beside it, for a resumed build)
+    assert sorted(p.name for p in (tmp_path / "c" / "wav").glob("*.wav")) == sorted(synthetic)
+    assert all((tmp_path / "c" / "wav" / name).with_suffix(".words.json").is_file() for name in synthetic)
     assert run(["data", "build", "--out", tmp_path / "x", "--hours", "0.01", "--language", "xx"]) == 2

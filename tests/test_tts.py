@@ -179,9 +179,11 @@ def test_a_folder_without_an_lm_is_a_clear_error(tmp_path):
 def test_train_bundle_assembles_a_loadable_bundle_and_refuses_a_foreign_lm(bundle, tmp_path):
     from sonorant.training.bundle import assemble_bundle
 
+    transcript = EXAMPLE_WAV.with_suffix(".txt").read_text().strip()
     out = assemble_bundle(tmp_path / "b", bundle / "tts", REPO / "pretrained" / "codec",
-                          {"default": (EXAMPLE_WAV, "As he was taken away.")})
+                          {"default": (EXAMPLE_WAV, transcript)}, REPO / "pretrained" / "aligner")
     assert sorted(p.name for p in (out / "voices").iterdir()) == ["default.txt", "default.wav"]
+    assert (out / "aligner" / "frontend.json").is_file()
     assert Synthesizer.from_pretrained(out).synthesize("Hi.", seed=0).info.mode == "transcript"
     foreign = make_bundle(tmp_path / "foreign", codec_fingerprint="0123456789abcdef")
     before = (out / "tts" / "model.safetensors").read_bytes()
