@@ -7,8 +7,6 @@ Pure `torch.nn`: data, training and the CLI sit outside.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..codec.release import load_release, save_release
+from ..codec.release import load_release, release_fingerprint, save_release
 from .config import AlignerConfig
 from .features import LogMel
 from .search import beta_binomial_prior, durations_of, hard_alignment
@@ -115,11 +113,7 @@ class Aligner(nn.Module):
     @property
     def fingerprint(self) -> str:
         """16 hex digits identifying config and weights: alignments name the aligner that made them."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        for name, tensor in sorted(self.release_state().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return release_fingerprint(self.config.to_dict(), self.release_state())
 
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> Path:
         config = {**self.config.to_dict(), **({"extra": extra} if extra else {})}

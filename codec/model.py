@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import torch.nn.functional as F
 from .config import CodecConfig
 from .errors import ModelError
 from .quantizer import ResidualQuantizer
-from .release import load_release, save_release
+from .release import load_release, release_fingerprint, save_release
 from .seanet import Decoder, Encoder
 from .streaming import StreamingModule
 from .usage import codebook_usage
@@ -81,11 +79,7 @@ class Codec(StreamingModule):
     @property
     def fingerprint(self) -> str:
         """16 hex digits identifying config and weights: token files name the codec that made them."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        for name, tensor in sorted(self.release_state().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return release_fingerprint(self.config.to_dict(), self.release_state())
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor, num_codebooks: int | None = None,

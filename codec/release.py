@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ def save_release(directory: str | Path, kind: str, config: dict[str, Any], state
         save_file(tensors, tmp, metadata={"kind": kind})
     atomic_write(directory / CONFIG, json.dumps(meta, indent=2) + "\n")
     return directory
+
+
+def release_fingerprint(config: dict[str, Any], state: dict[str, torch.Tensor]) -> str:
+    """16 hex digits identifying a model's config and weights: files made by a model name it with this."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_release(directory: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
