@@ -52,10 +52,10 @@ def encode_audio(codec: Codec, wav: torch.Tensor, num_codebooks: int, chunk_fram
     device = next(codec.parameters()).device
     chunk = chunk_frames * codec.hop_length
     parts = []
-    with codec.streaming(1):
-        for start in range(0, wav.shape[-1], chunk):
-            parts.append(codec.encode_step(wav[None, :, start:start + chunk].to(device), num_codebooks))
-        parts.append(codec.encode_flush(num_codebooks))
+    state = codec.new_stream(1)  # this call's own: concurrent calls never share it
+    for start in range(0, wav.shape[-1], chunk):
+        parts.append(codec.encode_step(wav[None, :, start:start + chunk].to(device), num_codebooks, state))
+    parts.append(codec.encode_flush(num_codebooks, state))
     return torch.cat(parts, dim=-1)[0].cpu()
 
 
@@ -63,9 +63,9 @@ def encode_audio(codec: Codec, wav: torch.Tensor, num_codebooks: int, chunk_fram
 def decode_audio(codec: Codec, codes: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> Iterator[torch.Tensor]:
     """Codes [K, T] -> successive audio chunks [chunk_frames * hop] (streaming decode)."""
     device = next(codec.parameters()).device
-    with codec.streaming(1):
-        for start in range(0, codes.shape[-1], chunk_frames):
-            yield codec.decode_step(codes[None, :, start:start + chunk_frames].to(device))[0, 0].cpu()
+    state = codec.new_stream(1)
+    for start in range(0, codes.shape[-1], chunk_frames):
+        yield codec.decode_step(codes[None, :, start:start + chunk_frames].to(device), state)[0, 0].cpu()
 
 
 def encode_file(codec: Codec, src: str | Path, dst: str | Path, num_codebooks: int) -> TokenFile:

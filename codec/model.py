@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .errors import ModelError
 from .quantizer import ResidualQuantizer
 from .release import load_release, release_fingerprint, save_release
 from .seanet import Decoder, Encoder
-from .streaming import StreamingModule
+from .streaming import StreamingModule, StreamState
 from .usage import codebook_usage
 
 KIND = "codec"
@@ -134,35 +135,44 @@ class Codec(StreamingModule):
         device = next(self.parameters()).device
         return CodecStreamState(pending=torch.zeros(batch_size, 1, 0, device=device))
 
-    def encode_step(self, chunk: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
-        """Any number of new samples [B, 1, n] -> codes [B, K', t] of the hops completed so far."""
-        state = self._stream_state()
-        audio = torch.cat([state.pending, chunk], dim=-1)
-        usable = audio.shape[-1] // self.hop_length * self.hop_length
-        state.pending = audio[..., usable:]
-        k = num_codebooks or self.num_codebooks
-        if usable == 0:
-            return torch.zeros(audio.shape[0], k, 0, dtype=torch.long, device=audio.device)
-        return self.quantizer.encode(self.encoder(audio[..., :usable]), num_codebooks)
-
-    def encode_flush(self, num_codebooks: int | None = None) -> torch.Tensor:
-        """Zero-pad the pending partial hop and return its codes [B, K', 0 or 1], as `encode` does."""
-        state = self._stream_state()
-        if state.pending.shape[-1] == 0:
+    def encode_step(self, chunk: torch.Tensor, num_codebooks: int | None = None,
+                    state: StreamState | None = None) -> torch.Tensor:
+        """Any number of new samples [B, 1, n] -> codes [B, K', t] of the hops completed so far. `state` (from
+        `new_stream`) is this stream's own; without it the module-wide `streaming()` state is used."""
+        with self._bound(state):
+            stream = self._stream_state()
+            audio = torch.cat([stream.pending, chunk], dim=-1)
+            usable = audio.shape[-1] // self.hop_length * self.hop_length
+            stream.pending = audio[..., usable:]
             k = num_codebooks or self.num_codebooks
-            return torch.zeros(state.pending.shape[0], k, 0, dtype=torch.long, device=state.pending.device)
-        padded = F.pad(state.pending, (0, self.hop_length - state.pending.shape[-1]))
-        state.pending = state.pending[..., :0]
-        return self.quantizer.encode(self.encoder(padded), num_codebooks)
+            if usable == 0:
+                return torch.zeros(audio.shape[0], k, 0, dtype=torch.long, device=audio.device)
+            return self.quantizer.encode(self.encoder(audio[..., :usable]), num_codebooks)
 
-    def decode_step(self, codes: torch.Tensor) -> torch.Tensor:
+    def encode_flush(self, num_codebooks: int | None = None, state: StreamState | None = None) -> torch.Tensor:
+        """Zero-pad the pending partial hop and return its codes [B, K', 0 or 1], as `encode` does."""
+        with self._bound(state):
+            stream = self._stream_state()
+            if stream.pending.shape[-1] == 0:
+                k = num_codebooks or self.num_codebooks
+                return torch.zeros(stream.pending.shape[0], k, 0, dtype=torch.long, device=stream.pending.device)
+            padded = F.pad(stream.pending, (0, self.hop_length - stream.pending.shape[-1]))
+            stream.pending = stream.pending[..., :0]
+            return self.quantizer.encode(self.encoder(padded), num_codebooks)
+
+    def decode_step(self, codes: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
         """codes [B, K', t] -> the next t * hop samples [B, 1, t * hop]."""
-        self._stream_state()
-        return self.decode(codes)
+        with self._bound(state):
+            self._stream_state()
+            return self.decode(codes)
+
+    def _bound(self, state: StreamState | None):
+        return nullcontext() if state is None else self.bind(state)
 
     def _stream_state(self) -> CodecStreamState:
         if self._streaming_state is None:
-            raise RuntimeError("encode_step/decode_step need `with codec.streaming(batch_size):`")
+            raise RuntimeError("encode_step/decode_step need a state from `codec.new_stream(batch_size)` or "
+                               "`with codec.streaming(batch_size):`")
         return self._streaming_state
 
     # -- release ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,6 +45,9 @@ def canonical_language(language: str) -> str:
     return _ESPEAK_DEFAULTS.get(code, code)
 
 
+_ESPEAK_LOCK = threading.RLock()
+
+
 @lru_cache(maxsize=16)
 def _backend(language: str):
     import espeakng_loader
@@ -64,8 +68,9 @@ def phonemize(texts: list[str], language: str = "en-us") -> list[str]:
 
     language = canonical_language(language)
     cleaned = [normalize(clean_text(t), language) for t in texts]
-    out = _backend(language).phonemize(cleaned, separator=Separator(phone="", word=f" {WORD} "), strip=True,
-                                       njobs=1)
+    with _ESPEAK_LOCK:  # one espeak-ng library per process, with global state: one caller at a time
+        out = _backend(language).phonemize(cleaned, separator=Separator(phone="", word=f" {WORD} "), strip=True,
+                                           njobs=1)
     return [re.sub(r"\s+", " ", s).strip() for s in out]
 
 

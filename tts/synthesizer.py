@@ -23,6 +23,7 @@ import torch
 
 from ..codec import Codec
 from ..codec.errors import ModelError
+from ..codec.streaming import StreamState
 from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
 from ..lm.batch import pointer_from_durations
 from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle
@@ -203,32 +204,35 @@ class Synthesizer:
         rate = self.sample_rate
         budget = int(options.max_seconds * self.codec.frame_rate)
         offset = 0.0  # seconds of audio before the current text chunk
-        with self.codec.streaming(batch_size=1):
-            for index, piece in enumerate(texts):
-                if budget <= 0:
-                    info.notes.append(f"stopped at --max-seconds {options.max_seconds:g}")
-                    break
-                if index:
-                    pause = int(options.pause_seconds * rate)
-                    offset += pause / rate
-                    yield AudioChunk(torch.zeros(pause), rate, info.frames, index)
-                generation, warmup, words = self._generation(piece, resolved, lang, options, budget, index)
-                words.offset = offset
-                made = info.frames
-                yield from self.render(generation, info, options, start, warmup, index, words)
-                budget -= info.frames - made
-                offset += (info.frames - made) / self.codec.frame_rate
+        # The decoder's state belongs to this call: concurrent streams, and offline encodes between chunks,
+        # never see it.
+        state = self.codec.new_stream(batch_size=1)
+        for index, piece in enumerate(texts):
+            if budget <= 0:
+                info.notes.append(f"stopped at --max-seconds {options.max_seconds:g}")
+                break
+            if index:
+                pause = int(options.pause_seconds * rate)
+                offset += pause / rate
+                yield AudioChunk(torch.zeros(pause), rate, info.frames, index)
+            generation, warmup, words = self._generation(piece, resolved, lang, options, budget, index)
+            words.offset = offset
+            made = info.frames
+            yield from self.render(generation, info, options, start, warmup, index, words, state)
+            budget -= info.frames - made
+            offset += (info.frames - made) / self.codec.frame_rate
         info.synthesis_s = time.perf_counter() - start
 
     def render(self, generation: Generation, info: SynthesisInfo, options: SynthesisOptions, start: float,
                warmup: torch.Tensor | None = None, index: int = 0,
-               words: PieceWords | None = None) -> Iterator[AudioChunk]:
-        """Decode the frames of item 0 of `generation` as they come (inside `codec.streaming`): the first
+               words: PieceWords | None = None, state: StreamState | None = None) -> Iterator[AudioChunk]:
+        """Decode the frames of item 0 of `generation` as they come, through the decoder stream `state`
+        (from `codec.new_stream`; None: inside `codec.streaming`): the first
         chunk after `options.first_frames` frames, then every `options.chunk_frames`. `warmup` [1, K, W]
         frames are decoded first and dropped, so the decoder continues the audio they end. With `words`,
         each chunk carries the words that ended in it."""
         if warmup is not None:
-            self.codec.decode_step(warmup.to(self.device))
+            self.codec.decode_step(warmup.to(self.device), state)
         pending: list[torch.Tensor] = []
         for frame in generation:
             if not bool(frame.valid[0]):
@@ -239,19 +243,19 @@ class Synthesizer:
                 words.add(int(frame.token[0]))
             due = options.first_frames if info.first_audio_s is None else options.chunk_frames
             if len(pending) >= due:
-                yield self._decode(pending, info, start, index, words)
+                yield self._decode(pending, info, start, index, words, state)
                 pending = []
         if words is not None:
             words.finish()
         if pending or (words is not None and words.ready):
-            yield self._decode(pending, info, start, index, words)
+            yield self._decode(pending, info, start, index, words, state)
         info.ended.append(bool(generation.ended[0]))
 
     def _decode(self, frames: list[torch.Tensor], info: SynthesisInfo, start: float, index: int,
-                words: PieceWords | None = None) -> AudioChunk:
+                words: PieceWords | None = None, state: StreamState | None = None) -> AudioChunk:
         if frames:
             codes = torch.stack(frames, dim=-1)[None]  # [1, K, n]
-            audio = self.codec.decode_step(codes)[0, 0].clamp(-1, 1).cpu()
+            audio = self.codec.decode_step(codes, state)[0, 0].clamp(-1, 1).cpu()
         else:
             audio = torch.zeros(0)
         if info.first_audio_s is None:
