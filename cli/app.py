@@ -12,6 +12,7 @@ from . import bench as bench_cli
 from . import codec as codec_cli
 from . import data as data_cli
 from . import evaluate as eval_cli
+from . import serve as serve_cli
 from . import train as train_cli
 from . import tts as tts_cli
 from . import voice as voice_cli
@@ -28,6 +29,7 @@ app.command("tts")(tts_cli.speak)
 app.command("generate")(tts_cli.generate)
 app.command("continue")(tts_cli.continue_)
 app.command("align")(align_cli.align)
+app.command("serve")(serve_cli.serve)
 
 
 def main(argv: list[str] | None = None) -> None:
