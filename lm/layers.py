@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 
@@ -39,30 +38,37 @@ class KVCache:
         return self.key_valid.shape[1]
 
 
-def rotary(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotate x [B, H, N, D] by its positions [B, N] (RoPE, half-split layout)."""
-    half = x.shape[-1] // 2
-    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = positions.float()[:, None, :, None] * freqs  # [B, 1, N, D/2]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
+def rotary_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) [B, 1, N, D/2] of the rotary angles at `positions` [B, N]; every layer of a stack shares
+    them, so they are made once per call of the stack."""
+    half = head_dim // 2
+    freqs = base ** (-torch.arange(half, device=positions.device, dtype=torch.float32) / half)
+    angles = positions.float()[:, None, :, None] * freqs
+    return angles.cos(), angles.sin()
+
+
+def rotary(x: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate x [B, H, N, D] by the angles of `rotary_tables` (RoPE, half-split layout)."""
+    cos, sin = (t.to(x.dtype) for t in tables)
+    x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, dropout: float, rope_base: float) -> None:
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
-        self.num_heads, self.rope_base, self.dropout = num_heads, rope_base, dropout
+        self.num_heads, self.dropout = num_heads, dropout
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None = None,
                 cache: LayerCache | None = None, start: int = 0) -> torch.Tensor:
-        """x [B, N, C] at `positions` [B, N]. Without a cache: causal self-attention (plus `mask`
-        [B, N, N] when given). With a cache: x fills slots start..start+N and attends to slots
-        0..start+N under `mask` [B, N, start+N]."""
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        q, k = rotary(q, positions, self.rope_base), rotary(k, positions, self.rope_base)
+        """x [B, N, C] at the positions of `rope` (`rotary_tables`). Without a cache: causal self-attention
+        (plus `mask` [B, N, N] when given). With a cache: x fills slots start..start+N and attends to
+        slots 0..start+N under `mask` [B, N, start+N]."""
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = rotary(q, rope), rotary(k, rope)
         dropout = self.dropout if self.training else 0.0
         if cache is not None:
             end = start + x.shape[1]
@@ -72,7 +78,7 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], dropout_p=dropout)
-        return self.out(rearrange(y, "b h n d -> b n (h d)"))
+        return self.out(y.transpose(1, 2).reshape(b, n, -1))
 
 
 class SwiGLU(nn.Module):
@@ -88,16 +94,16 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float, rope_base: float) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
         self.attn_norm, self.mlp_norm = nn.RMSNorm(dim), nn.RMSNorm(dim)
-        self.attn = Attention(dim, num_heads, dropout, rope_base)
+        self.attn = Attention(dim, num_heads, dropout)
         self.mlp = SwiGLU(dim, mlp_ratio)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None = None,
                 cache: LayerCache | None = None, start: int = 0) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), positions, mask, cache, start))
+        x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, start))
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
@@ -107,14 +113,15 @@ class Transformer(nn.Module):
     def __init__(self, dim: int, num_layers: int, num_heads: int, mlp_ratio: float, dropout: float,
                  rope_base: float) -> None:
         super().__init__()
-        self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, dropout, rope_base) for _ in range(num_layers))
+        self.num_heads, self.head_dim, self.rope_base = num_heads, dim // num_heads, rope_base
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, dropout) for _ in range(num_layers))
         self.norm = nn.RMSNorm(dim)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, N, C] -> [B, N, C], causal over N."""
+        """x [B, N, C] at rotary `positions` [B, N] -> [B, N, C], causal over N."""
+        rope = rotary_tables(positions, self.head_dim, self.rope_base)
         for block in self.blocks:
-            x = block(x, positions, mask)
+            x = block(x, rope, mask)
         return self.norm(x)
 
     def new_cache(self, batch_size: int, capacity: int, like: torch.Tensor) -> KVCache:
@@ -131,12 +138,17 @@ class Transformer(nn.Module):
         if end > cache.capacity:
             raise ValueError(f"KV cache full ({cache.capacity} positions)")
         cache.key_valid[:, start:end] = valid
-        causal = torch.ones(n, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
-        mask = causal[None] & cache.key_valid[:, None, :end]
-        # A padding query with no visible key would give NaN; let it see itself (its output is unused).
-        slots = torch.arange(end, device=x.device)
-        mask = mask | (slots[None, :] == start + torch.arange(n, device=x.device)[:, None])[None]
+        if n == 1:  # the frame-by-frame step: everything cached is in the past
+            mask = cache.key_valid[:, None, :end].clone()
+            mask[..., start] = True
+        else:
+            causal = torch.ones(n, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            mask = causal[None] & cache.key_valid[:, None, :end]
+            slots = torch.arange(end, device=x.device)
+            mask = mask | (slots[None, :] == start + torch.arange(n, device=x.device)[:, None])[None]
+        # (A padding query with no visible key would give NaN: every query sees itself; its output is unused.)
+        rope = rotary_tables(positions, self.head_dim, self.rope_base)
         for block, layer in zip(self.blocks, cache.layers, strict=True):
-            x = block(x, positions, mask, layer, start)
+            x = block(x, rope, mask, layer, start)
         cache.length = end
         return self.norm(x)
