@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from .flags import finite
+
 app = typer.Typer(help="Quality evaluation with reports.", no_args_is_help=True)
 
 
@@ -90,9 +92,17 @@ def tts(
     split: str = typer.Option("test", "--split"),
     only: list[str] = typer.Option([], "--speaker", help="With --manifest: only these base voices (prefix; "
                                                             "repeat), e.g. flite:slt"),
+    voice: str = typer.Option(None, "--voice", help="One prompt for every case: a wav file, or a voice of the "
+                                                    "bundle (`default`) with its transcript."),
+    voice_text: str = typer.Option(None, "--voice-text", help="The transcript of a --voice wav file."),
     max_cases: int = typer.Option(30, "--max-cases", min=1),
     seed: int = typer.Option(0, "--seed"),
-    max_seconds: float = typer.Option(20.0, "--max-seconds", min=1.0, help="Cap on each generated clip."),
+    max_seconds: float = typer.Option(20.0, "--max-seconds", callback=finite,
+                                      min=1.0, help="Cap on each generated clip."),
+    temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0, callback=finite,
+                                      help="Sampling temperature (default: the synthesizer's)."),
+    cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, callback=finite,
+                              help="Classifier-free guidance on the text (default: off)."),
     device: str = typer.Option("cpu", "--device"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper-base WER/CER (the eval extra)."),
     similarity: bool = typer.Option(True, "--similarity/--no-similarity", help="resemblyzer speaker similarity."),
@@ -108,6 +118,7 @@ def tts(
         evaluate_tts,
         first_case_panels,
         read_cases,
+        with_voice,
         write_tts_report,
     )
     from ..tts import Synthesizer
@@ -120,6 +131,9 @@ def tts(
         raise SonorantError(f"unknown --mode {', '.join(sorted(unknown))} (choose from {', '.join(MODES)})")
     chosen = read_cases(cases)[:max_cases] if cases else cases_from_manifest(manifest, split, max_cases, seed,
                                                                                  speakers=tuple(only))
+    sampling = {k: v for k, v in {"temperature": temperature, "cfg_scale": cfg}.items() if v is not None}
+    if voice is not None:
+        chosen = with_voice(chosen, *_prompt_of(voice, voice_text, resolve_bundle(model).voices))
     synth = Synthesizer.from_pretrained(model, device=device)
     recognizer = speaker = None
     if asr:
@@ -133,12 +147,28 @@ def tts(
     with Progress() as progress:
         bar = progress.add_task("evaluating", total=len(chosen) * (len(mode) + 1))
         result = evaluate_tts(synth, chosen, tuple(mode), recognizer, speaker, seed,
-                              progress=lambda: progress.advance(bar), keep=report / "wav", max_seconds=max_seconds)
+                              progress=lambda: progress.advance(bar), keep=report / "wav", max_seconds=max_seconds,
+                              sampling=sampling)
     panels = first_case_panels(chosen, report / "wav", tuple(mode), synth.sample_rate)
     voices = f" ({', '.join(only)})" if only else ""
+    voices += f", every one prompted with `{voice}`" if voice else ""
     label = (f"{len(chosen)} {split} items{voices} of `{manifest.parent.name}/{manifest.name}`" if manifest
              else f"{len(chosen)} cases of `{cases.name}`")
     out = write_tts_report(result, report, {"kind": "eval-tts", "meta": provenance(device),
                                             "model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
-                                            "items_label": label, "seed": seed, "max_seconds": max_seconds}, panels)
+                                            "items_label": label, "seed": seed, "max_seconds": max_seconds,
+                                            "sampling": sampling}, panels)
     print((out / "report.md").read_text())
+
+
+def _prompt_of(voice: str, text: str | None, bundle_voices) -> tuple[str, str | None]:
+    """(wav, transcript) of `--voice`: a wav file (with --voice-text), or a voice in the bundle's voices/."""
+    from ..codec.errors import SonorantError
+
+    if Path(voice).is_file():
+        return str(Path(voice).resolve()), text
+    wav = Path(bundle_voices or "") / f"{voice}.wav"
+    if bundle_voices is None or not wav.is_file():
+        raise SonorantError(f"--voice {voice}: neither a wav file nor a voice of the bundle")
+    transcript = wav.with_suffix(".txt")
+    return str(wav), text or (transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None)

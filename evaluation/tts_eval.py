@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from . import metrics as M
 from .asr import char_errors, word_errors
 
 MODES = ("transcript", "reference")
+RECORDINGS = ("ground truth", "codec round trip")  # rows scored on the reference recordings, not generated
 
 
 @dataclass
@@ -39,7 +40,7 @@ class TTSCase:
 
 @dataclass
 class TTSScore:
-    system: str  # "transcript" / "reference" mode, or "ground truth"
+    system: str  # "transcript" / "reference" mode, or one of RECORDINGS
     cases: int
     wer: float  # % over all words
     cer: float  # % over all characters
@@ -116,6 +117,11 @@ def cases_from_manifest(manifest: str | Path, split: str = "test", max_cases: in
     return cases
 
 
+def with_voice(cases: list[TTSCase], wav: str, text: str | None) -> list[TTSCase]:
+    """The same cases, every one prompted with `wav` (whose transcript is `text`): one voice on the texts."""
+    return [replace(c, voice_wav=wav, voice_text=text, speaker=None) for c in cases]
+
+
 class _Tally:
     def __init__(self) -> None:
         self.words = self.word_errors = self.chars = self.char_errors = 0
@@ -140,8 +146,9 @@ class _Tally:
 
 def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, asr=None, speaker=None,
                  seed: int = 0, progress: Callable[[], None] | None = None, keep: Path | None = None,
-                 max_seconds: float = 20.0) -> dict:
-    """Scores per mode plus the ground truth; `keep` saves every generated wav there."""
+                 max_seconds: float = 20.0, sampling: dict | None = None) -> dict:
+    """Scores per mode plus the ground truth; `keep` saves every generated wav there; `sampling` holds
+    SynthesisOptions fields (temperature=, cfg_scale=, ...) that differ from the defaults."""
     from ..codec.audio import write_audio
     from ..tts.synthesizer import SynthesisInfo
 
@@ -158,7 +165,7 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
             info = SynthesisInfo(mode="none")
             start = time.perf_counter()
             chunks = list(synth.stream(case.text, voice=case.voice_wav, voice_text=voice_text, seed=seed + i,
-                                       info=info, max_seconds=max_seconds))
+                                       info=info, max_seconds=max_seconds, **(sampling or {})))
             elapsed = time.perf_counter() - start
             audio = np.concatenate([c.samples.numpy() for c in chunks]) if chunks else np.zeros(rate // 10, np.float32)
             hypothesis = asr.transcribe(audio) if asr else ""
@@ -182,17 +189,29 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
                                   rtf=float(np.mean(rtfs)), first_audio_s=float(np.median(firsts))))
     truth = [c for c in cases if c.reference_wav]
     if truth:
-        tally = _Tally()
+        # The recordings themselves, and the same recordings through the codec at the LM's codebooks: the
+        # ceiling any generation can reach, so a poor score can be put on the codec or on the LM.
+        tallies = {system: _Tally() for system in RECORDINGS}
         for case in truth:
-            reference = load_audio(case.reference_wav, rate)[0].numpy()
+            reference = load_audio(case.reference_wav, rate)
             prompt = prompts[cases.index(case)]
-            tally.add(case.text, asr.transcribe(reference) if asr else "",
-                      speaker.similarity(reference, prompt, rate) if speaker else float("nan"), reference, rate)
+            for system, tally in tallies.items():
+                audio = (reference if system == "ground truth" else codec_round_trip(synth, reference))[0].numpy()
+                tally.add(case.text, asr.transcribe(audio) if asr else "",
+                          speaker.similarity(audio, prompt, rate) if speaker else float("nan"), audio, rate)
             if progress:
                 progress()
-        scores.append(tally.score("ground truth"))
+        scores.extend(tally.score(system) for system, tally in tallies.items())
     different = _cross_speaker_similarity(cases, prompts, rate, speaker) if speaker else None
     return {"scores": [asdict(s) for s in scores], "different_speakers_similarity": different, "items": rows}
+
+
+@torch.inference_mode()
+def codec_round_trip(synth, audio: torch.Tensor) -> torch.Tensor:
+    """[1, N] audio encoded with the synthesizer's codec at as many codebooks as its LM models, decoded."""
+    codec = synth.codec
+    codes = codec.encode(audio[None].to(synth.device), num_codebooks=synth.lm.num_codebooks)
+    return codec.decode(codes)[0, :, : audio.shape[-1]].clamp(-1, 1).cpu()
 
 
 def first_case_panels(cases: list[TTSCase], keep: Path, modes: tuple[str, ...], rate: int
@@ -252,7 +271,7 @@ def _figures(result: dict, out_dir: Path, examples: list[tuple[str, np.ndarray, 
 
     if not plots_available():
         return [f"({MISSING})"]
-    scores = [s for s in result["scores"] if s["system"] != "ground truth"]
+    scores = [s for s in result["scores"] if s["system"] not in RECORDINGS]
     lines = []
     if scores:
         speed_bars([s["system"] for s in scores], {"real-time factor": [s["rtf"] for s in scores],

@@ -132,7 +132,7 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     systems = {s["system"]: s for s in metrics["scores"]}
-    assert set(systems) == {"transcript", "reference", "ground truth"}
+    assert set(systems) == {"transcript", "reference", "ground truth", "codec round trip"}
     assert systems["ground truth"]["similarity"] > 0.99  # the prompt itself
     assert all(0 <= s["similarity"] < 0.99 for name, s in systems.items() if name != "ground truth")
     assert systems["transcript"]["cases"] == 2 and len(list((tmp_path / "rep" / "wav").glob("*.wav"))) == 4
@@ -145,6 +145,14 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
             assert (tmp_path / "rep" / figure).read_bytes()[:4] == b"\x89PNG" and figure in report
     bad = run(["eval", "tts", "--cases", "cases.jsonl", "--manifest", "m.jsonl", "--report", "r2"])
     assert bad.returncode == 2 and "either" in bad.stderr
+    # One voice for every case: the bundle's default voice speaks the cases' texts.
+    one = run(["eval", "tts", "--cases", "cases.jsonl", "--model", str(bundle), "--report", "r3", "--no-asr",
+               "--mode", "transcript", "--max-cases", "1", "--voice", "default"])
+    assert one.returncode == 0, one.stderr
+    metrics = json.loads((tmp_path / "r3" / "metrics.json").read_text())
+    assert "prompted with `default`" in metrics["items_label"]
+    missing = run(["eval", "tts", "--cases", "cases.jsonl", "--report", "r4", "--voice", "nobody"])
+    assert missing.returncode == 2 and "nobody" in missing.stderr and not (tmp_path / "r4").exists()
 
 
 def test_bench_tts_reports_latency_and_real_time_factor(bundle, tmp_path, run):
