@@ -151,9 +151,9 @@ def tts(
                               sampling=sampling)
     panels = first_case_panels(chosen, report / "wav", tuple(mode), synth.sample_rate)
     voices = f" ({', '.join(only)})" if only else ""
-    voices += f", every one prompted with `{voice}`" if voice else ""
     label = (f"{len(chosen)} {split} items{voices} of `{manifest.parent.name}/{manifest.name}`" if manifest
              else f"{len(chosen)} cases of `{cases.name}`")
+    label += f", every one prompted with `{voice}`" if voice else ""
     out = write_tts_report(result, report, {"kind": "eval-tts", "meta": provenance(device),
                                             "model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
                                             "items_label": label, "seed": seed, "max_seconds": max_seconds,
