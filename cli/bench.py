@@ -223,6 +223,34 @@ def results(
         print(f"{readme}: Results block rewritten from {folder}")
 
 
+@app.command()
+def serve(
+    url: str = typer.Option(None, "--url", help="A running server (default: start one here on 127.0.0.1)."),
+    model: str = typer.Option(None, "--model", help="Model bundle for the server started here."),
+    levels: str = typer.Option("1,4,16", "--levels", help="Concurrent streams to measure, comma-separated."),
+    requests: int = typer.Option(4, "--requests", min=1, help="Requests per client, one after the other."),
+    max_concurrent: int = typer.Option(2, "--max-concurrent", min=1, help="The server's synthesis slots."),
+    max_queue: int = typer.Option(16, "--max-queue", min=0, help="The server's queue (beyond it: 503)."),
+    api_key: str = typer.Option(None, "--api-key", envvar="SONORANT_API_KEY"),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """Load on `sonorant serve`: requests/s, latency percentiles, first-audio latency at 1, 4, 16 streams."""
+    from ..codec.errors import SonorantError
+    from ..evaluation.bench_serve import bench_serve, load_table
+
+    try:
+        counts = tuple(int(n) for n in levels.split(","))
+    except ValueError:
+        raise SonorantError(f"--levels takes numbers separated by commas, got {levels!r}") from None
+    rows = bench_serve(url, model, counts, requests, max_concurrent, max_queue, api_key, device)
+    where = url or f"a server started here ({max_concurrent} slots, queue {max_queue})"
+    print(f"POST /v1/audio/speech on {where}, {requests} requests per client:\n{load_table(rows)}")
+    if json_out:
+        _write_json(json_out, "bench-serve", device, {"url": url, "max_concurrent": max_concurrent,
+                                                     "max_queue": max_queue, "rows": [asdict(r) for r in rows]})
+
+
 def _write_json(path: Path, kind: str, device: str, figures: dict) -> None:
     """A results file: what wrote it (`kind`), where and how (`meta`), then the figures."""
     from ..evaluation.provenance import provenance

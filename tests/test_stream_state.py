@@ -42,7 +42,7 @@ JOBS = [("The quick brown fox.", 1), ("Zebras vexed the jury.", 2), ("How much i
 
 
 def _samples(synth: Synthesizer, text: str, seed: int) -> torch.Tensor:
-    return torch.cat([c.samples for c in synth.stream(text, seed=seed, max_seconds=0.5)])
+    return torch.cat([c.samples for c in synth.stream(text, seed=seed, max_seconds=0.3)])
 
 
 def test_interleaved_and_threaded_streams_equal_sequential_ones(synth):
@@ -50,7 +50,7 @@ def test_interleaved_and_threaded_streams_equal_sequential_ones(synth):
     assert not torch.equal(sequential[0][:640], sequential[1][:640])
     # Round robin in one thread: each stream advances one chunk at a time, an offline encode in between.
     noise = torch.randn(1, 1, 1600) * 0.1
-    streams = [synth.stream(text, seed=seed, max_seconds=0.5) for text, seed in JOBS]
+    streams = [synth.stream(text, seed=seed, max_seconds=0.3) for text, seed in JOBS]
     parts: list[list[torch.Tensor]] = [[] for _ in JOBS]
     live = set(range(len(JOBS)))
     while live:
