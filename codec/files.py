@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import soundfile as sf
 import torch
 
 from .atomic import atomic_path
-from .audio import load_audio
+from .audio import read_blocks
 from .errors import AudioError, SonorantError
 from .model import Codec
+from .output import check_output_path
 from .tokenfile import TokenFile
 
 CHUNK_FRAMES = 250  # 5 s at 50 Hz: activations stay bounded whatever the file length
@@ -34,6 +36,8 @@ def resolve_codebooks(codec: Codec, codebooks: int | None = None, bitrate_kbps: 
     if codebooks is not None and bitrate_kbps is not None:
         raise SonorantError("give --codebooks or --bitrate, not both")
     if bitrate_kbps is not None:
+        if not math.isfinite(bitrate_kbps) or bitrate_kbps <= 0:
+            raise SonorantError(f"--bitrate must be a positive number of kbps, got {bitrate_kbps:g}")
         per_codebook = codec.config.bitrate(1) / 1000
         k = round(bitrate_kbps / per_codebook)
         if abs(k * per_codebook - bitrate_kbps) > 1e-6 or not 1 <= k <= codec.num_codebooks:
@@ -47,16 +51,32 @@ def resolve_codebooks(codec: Codec, codebooks: int | None = None, bitrate_kbps: 
 
 
 @torch.inference_mode()
-def encode_audio(codec: Codec, wav: torch.Tensor, num_codebooks: int, chunk_frames: int = CHUNK_FRAMES) -> torch.Tensor:
-    """Mono audio [1, N] -> codes [K, ceil(N / hop)], streamed chunk by chunk (same codes as offline)."""
+def encode_audio(codec: Codec, wav: torch.Tensor | Iterable[torch.Tensor], num_codebooks: int,
+                 chunk_frames: int = CHUNK_FRAMES) -> torch.Tensor:
+    """Mono audio [1, N] (or successive blocks [1, n] of it) -> codes [K, ceil(N / hop)], streamed chunk by
+    chunk (same codes as offline)."""
     device = next(codec.parameters()).device
     chunk = chunk_frames * codec.hop_length
     parts = []
     state = codec.new_stream(1)  # this call's own: concurrent calls never share it
-    for start in range(0, wav.shape[-1], chunk):
-        parts.append(codec.encode_step(wav[None, :, start:start + chunk].to(device), num_codebooks, state))
-    parts.append(codec.encode_flush(num_codebooks, state))
-    return torch.cat(parts, dim=-1)[0].cpu()
+    for block in [wav] if isinstance(wav, torch.Tensor) else wav:
+        for start in range(0, block.shape[-1], chunk):
+            codes = codec.encode_step(block[None, :, start:start + chunk].to(device), num_codebooks, state)
+            parts.append(codes[0].cpu().int())  # int32: a long file's codes stay small
+    parts.append(codec.encode_flush(num_codebooks, state)[0].cpu().int())
+    return torch.cat(parts, dim=-1).long()
+
+
+class _Counted:
+    """Blocks passed through, their samples counted (the original length a token file records)."""
+
+    def __init__(self, blocks: Iterable[torch.Tensor]) -> None:
+        self.blocks, self.samples = blocks, 0
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for block in self.blocks:
+            self.samples += block.shape[-1]
+            yield block
 
 
 @torch.inference_mode()
@@ -69,16 +89,20 @@ def decode_audio(codec: Codec, codes: torch.Tensor, chunk_frames: int = CHUNK_FR
 
 
 def encode_file(codec: Codec, src: str | Path, dst: str | Path, num_codebooks: int) -> TokenFile:
-    wav = load_audio(src, codec.sample_rate)
-    codes = encode_audio(codec, wav, num_codebooks)
+    """Encode an audio file to a token file, read and resampled block by block (memory does not grow with
+    the file's length)."""
+    check_output_path(dst, ".stok")
+    blocks = _Counted(read_blocks(src, codec.sample_rate))
+    codes = encode_audio(codec, blocks, num_codebooks)
     tokens = TokenFile(codes=codes, fingerprint=codec.fingerprint, sample_rate=codec.sample_rate,
-                       hop_length=codec.hop_length, bits=codec.config.bits_per_code, num_samples=wav.shape[-1])
+                       hop_length=codec.hop_length, bits=codec.config.bits_per_code, num_samples=blocks.samples)
     tokens.write(dst)
     return tokens
 
 
 def decode_tokens(codec: Codec, tokens: TokenFile, dst: str | Path) -> DecodeResult:
-    tokens.check_codec(codec.fingerprint, codec.sample_rate, codec.hop_length, codec.num_codebooks)
+    tokens.check_codec(codec.fingerprint, codec.sample_rate, codec.hop_length, codec.num_codebooks,
+                       codec.codebook_size)
     return write_chunks(decode_audio(codec, tokens.codes), dst, codec.sample_rate, tokens.num_samples)
 
 
@@ -87,20 +111,10 @@ def decode_file(codec: Codec, src: str | Path, dst: str | Path) -> DecodeResult:
 
 
 def roundtrip_file(codec: Codec, src: str | Path, dst: str | Path, num_codebooks: int) -> DecodeResult:
-    wav = load_audio(src, codec.sample_rate)
-    codes = encode_audio(codec, wav, num_codebooks)
-    return write_chunks(decode_audio(codec, codes), dst, codec.sample_rate, wav.shape[-1])
-
-
-def check_output_path(path: str | Path) -> Path:
-    """Fail before any work when the output's format or folder is unusable."""
-    path = Path(path)
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix.upper() not in sf.available_formats():
-        raise SonorantError(f"{path}: unknown audio format {path.suffix!r} (use .wav, .flac or .ogg)")
-    if not path.parent.is_dir():
-        raise SonorantError(f"{path.parent}: no such folder")
-    return path
+    check_output_path(dst)
+    blocks = _Counted(read_blocks(src, codec.sample_rate))
+    codes = encode_audio(codec, blocks, num_codebooks)
+    return write_chunks(decode_audio(codec, codes), dst, codec.sample_rate, blocks.samples)
 
 
 def write_chunks(chunks: Iterator[torch.Tensor], dst: str | Path, sample_rate: int, num_samples: int) -> DecodeResult:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..codec.audio import load_audio
+from ..codec.audio import audio_info, load_audio
 from ..codec.errors import ModelError, SonorantError
 from ..lm import Conditioning, Generation, SamplingConfig
 from .captions import caption_encoder
@@ -36,7 +36,9 @@ def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, i
     options = resolve_options(options, overrides)
     if not 0 < seconds <= 600:
         raise SonorantError("--seconds must be between 0 and 600")
-    wav = load_audio(path, synth.sample_rate)[:, -int(MAX_CONTEXT_SECONDS * synth.sample_rate):]
+    info = audio_info(path)  # only the context is read: a long file costs no memory
+    start = max(0.0, info.frames / info.samplerate - MAX_CONTEXT_SECONDS - 1.0)
+    wav = load_audio(path, synth.sample_rate, start_seconds=start)[:, -int(MAX_CONTEXT_SECONDS * synth.sample_rate):]
     codes = synth.codec.encode(wav[None].to(synth.device), num_codebooks=synth.lm.num_codebooks)  # [1, K, P]
     if codes.shape[-1] == 0:
         raise SonorantError(f"{path}: too short to continue (less than one codec frame)")
