@@ -123,11 +123,15 @@ class Aligner(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> Aligner:
         config, tensors = load_release(directory, KIND)
         config.pop("extra", None)
-        model = cls(AlignerConfig.from_dict(config))
-        missing = model.load_state_dict(tensors, strict=False)
-        if missing.unexpected_keys or [k for k in missing.missing_keys if not k.startswith("features.")]:
-            from ..codec.errors import ModelError
+        from ..codec.errors import ModelError
+        from ..codec.release import load_weights
 
+        try:
+            model = cls(AlignerConfig.from_dict(config))
+        except (TypeError, ValueError, KeyError) as e:
+            raise ModelError(f"{directory}: bad aligner config ({e})") from None
+        missing = load_weights(model, tensors, directory, strict=False)
+        if missing.unexpected_keys or [k for k in missing.missing_keys if not k.startswith("features.")]:
             raise ModelError(f"{directory}: weights do not match the aligner config")
         return model.eval()
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .config import CodecConfig
 from .errors import ModelError
 from .quantizer import ResidualQuantizer
-from .release import load_release, release_fingerprint, save_release
+from .release import load_release, load_weights, release_fingerprint, save_release
 from .seanet import Decoder, Encoder
 from .streaming import StreamingModule, StreamState
 from .usage import codebook_usage
@@ -196,10 +196,7 @@ class Codec(StreamingModule):
             if key.endswith(".embed") and key.removesuffix("embed") + "cluster_size" in tensors:
                 prefix = key.removesuffix("embed")
                 tensors.setdefault(prefix + EMA_SUM, tensors[key] * tensors[prefix + "cluster_size"][..., None])
-        try:
-            model.load_state_dict(tensors, strict=True)
-        except RuntimeError as e:
-            raise ModelError(f"{directory}: weights do not match the config ({str(e).splitlines()[0]})") from None
+        load_weights(model, tensors, directory)
         return model.to(device).eval()
 
     # -- helpers ----------------------------------------------------------------------------

@@ -33,6 +33,17 @@ def save_release(directory: str | Path, kind: str, config: dict[str, Any], state
     return directory
 
 
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], directory: str | Path,
+                 strict: bool = True):
+    """Load a release's tensors into `model`; ModelError, in one line, when they do not fit its config."""
+    try:
+        return model.load_state_dict(tensors, strict=strict)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0])[:200] if lines else type(e).__name__
+        raise ModelError(f"{directory}: weights do not match the config ({detail})") from None
+
+
 def release_fingerprint(config: dict[str, Any], state: dict[str, torch.Tensor]) -> str:
     """16 hex digits identifying a model's config and weights: files made by a model name it with this."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())

@@ -53,11 +53,15 @@ def parse_item(line: str, where: str) -> Item:
     missing = [k for k in _REQUIRED if data.get(k) is None]
     if missing:
         raise ManifestError(f"{where}: missing {', '.join(missing)}")
+    for key in ("id", "path", "text", "language", "speaker", "base_speaker", "caption"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ManifestError(f"{where}: {key} must be text, not {type(data[key]).__name__}")
     if data["domain"] not in DOMAINS:
         raise ManifestError(f"{where}: domain must be one of {DOMAINS}, not {data['domain']!r}")
     if data["split"] not in SPLITS:
         raise ManifestError(f"{where}: split must be one of {SPLITS}, not {data['split']!r}")
-    if not isinstance(data["duration"], (int, float)) or data["duration"] <= 0:
+    if not isinstance(data["duration"], (int, float)) or isinstance(data["duration"], bool) \
+            or not 0 < data["duration"] < float("inf"):
         raise ManifestError(f"{where}: duration must be a positive number")
     if not isinstance(data["sample_rate"], int) or data["sample_rate"] <= 0:
         raise ManifestError(f"{where}: sample_rate must be a positive integer")
@@ -76,10 +80,14 @@ def read_manifest(path: str | Path) -> list[Item]:
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
     items = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                items.append(parse_item(line, f"{path}:{number}"))
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    items.append(parse_item(line, f"{path}:{number}"))
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}:{number + 1}: not UTF-8 text (a manifest is JSON Lines)") from None
     return items
 
 

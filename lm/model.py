@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..codec.errors import ModelError
-from ..codec.release import load_release, save_release
+from ..codec.release import load_release, load_weights, save_release
 from .batch import Conditioning, LMBatch, LMOutput, advances, spent_frames
 from .config import (
     CONFIG_FORMAT_VERSION,
@@ -300,8 +300,11 @@ class HierarchicalLM(nn.Module):
         config.pop("extra", None)
         if config.get("config_version", 1) < CONFIG_FORMAT_VERSION:
             raise ModelError(f"{directory}: {OLD_FORMAT}")
-        model = cls(LMConfig.from_dict(config))
-        model.load_state_dict(tensors)
+        try:
+            model = cls(LMConfig.from_dict(config))
+        except (TypeError, ValueError, KeyError) as e:
+            raise ModelError(f"{directory}: bad LM config ({e})") from None
+        load_weights(model, tensors, directory)
         return model.to(device).eval()
 
 

@@ -14,8 +14,14 @@ import numpy as np
 import torch
 
 from ..codec.atomic import atomic_path
+from ..codec.errors import SonorantError
 
 LATEST = "checkpoint.pt"
+KEYS = ("modules", "optimizers", "schedulers", "rng", "step")
+
+
+class CheckpointError(SonorantError):
+    """A checkpoint that is not one of ours, or not of the run it is resumed into."""
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
@@ -50,4 +56,16 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint written by `save_checkpoint`; CheckpointError for any other file."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle, zip and torch errors of every kind for a file that is not ours
+        raise CheckpointError(f"{path}: not a sonorant training checkpoint ({first_line(e)})") from None
+    missing = [k for k in KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a sonorant training checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

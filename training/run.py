@@ -44,8 +44,14 @@ def _run_recipe(config: str, out: Path, resume: bool, build):
     """The recipe of a run: a resumed run keeps its own recorded recipe; a new one must not overwrite a run."""
     recipe_path = out / RECIPE_FILE
     if resume and recipe_path.is_file():
-        return build(yaml.safe_load(recipe_path.read_text()))
-    if (out / LATEST).exists():
+        try:
+            return build(yaml.safe_load(recipe_path.read_text(encoding="utf-8")))
+        except SonorantError:
+            raise
+        except Exception as e:  # yaml, unicode or dataclass errors of a file that is not a recipe we wrote
+            raise SonorantError(f"{recipe_path}: not a recipe of a sonorant run ({type(e).__name__}: "
+                                f"{(str(e).strip().splitlines() or [''])[0][:200]})") from None
+    if (out / LATEST).exists() and not resume:
         raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     return build(load_recipe_dict(config))
 
@@ -55,10 +61,11 @@ def _fit(task, recipe, out: Path, world: World, generator: torch.Generator, resu
     # The models were initialised identically on every rank; from here each rank draws its own randomness
     # inside the models (dropout), while the data generator stays shared.
     torch.manual_seed(recipe.train.seed + 1_000_003 * world.rank)
+    # The trainer reads a resumed checkpoint first: a run folder holding someone else's file is refused untouched.
+    trainer = Trainer(task, recipe.train, out, world, generator, sample_rate=sample_rate, quiet=quiet, resume=resume)
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / RECIPE_FILE).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    trainer = Trainer(task, recipe.train, out, world, generator, sample_rate=sample_rate, quiet=quiet, resume=resume)
     metrics = trainer.fit(max_steps)
     return TrainResult(run_dir=out, step=trainer.step, resumed=trainer.resumed, metrics=metrics, rank=world.rank)
 

@@ -8,7 +8,7 @@ import math
 import os
 import resource
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..codec.errors import SonorantError
 from .batching import MicroBatch
-from .checkpoint import LATEST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import LATEST, CheckpointError, first_line, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import (
     World,
@@ -64,15 +64,17 @@ class Trainer:
         state = self._load_state() if resume else None
         self.resumed = state is not None
         if state is not None:  # weights go in before wrapping: DDP and FSDP take them from there
-            for key, module in task.modules().items():
-                module.load_state_dict(state["modules"][key])
+            with self._fitting_checkpoint():
+                for key, module in task.modules().items():
+                    module.load_state_dict(state["modules"][key])
         self.wrapped = self._wrap()
         self.optimizers = task.configure_optimizers()
         self.schedulers = {
             name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in self.optimizers.items()
         }
         if state is not None:
-            self._restore(state)
+            with self._fitting_checkpoint():
+                self._restore(state)
         self._writer: Any = None
 
     def _wrap(self) -> dict[str, nn.Module]:
@@ -239,6 +241,15 @@ class Trainer:
                               "max_difference": max(differ.values(), default=0.0)})
         if differ:
             logger.warning(f"step {self.step}: {len(differ)} tensors differ between ranks, e.g. {next(iter(differ))}")
+
+    @contextmanager
+    def _fitting_checkpoint(self):
+        """A resumed checkpoint of another run (other models, optimisers or shapes) is a user's error."""
+        try:
+            yield
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{self.out_dir / LATEST}: the checkpoint does not fit this run "
+                                  f"({type(e).__name__}: {first_line(e)})") from None
 
     def _load_state(self) -> dict[str, Any] | None:
         path = self.out_dir / LATEST
