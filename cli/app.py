@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 import typer
 
@@ -32,10 +35,34 @@ app.command("align")(align_cli.align)
 app.command("serve")(serve_cli.serve)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every open atomic write removes its temporary file."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_raises():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; errors a user can cause print one line on stderr and exit with status 2."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        with _sigterm_raises():
+            code = app(args=argv, standalone_mode=False)
+    except Terminated:
+        print("sonorant: terminated", file=sys.stderr)
+        sys.exit(143)
     except SonorantError as e:
         print(f"sonorant: error: {e}", file=sys.stderr)
         sys.exit(2)
