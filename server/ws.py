@@ -61,9 +61,9 @@ class Session:
 
 
 def _options(message: dict) -> SpeechRequest:
-    fields = {k: v for k, v in message.items() if k != "type"}
+    fields = {k: v for k, v in message.items() if k not in ("type", "input")}
     try:
-        return SpeechRequest(input=" ", **fields)
+        return SpeechRequest(**fields, input=" ")
     except ValidationError as e:
         first = e.errors()[0]
         param = ".".join(str(p) for p in first.get("loc", ()))

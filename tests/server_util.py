@@ -23,13 +23,13 @@ def server_config(tmp_path, **overrides):
     return ServerConfig(**{**settings, **overrides})
 
 
-def reference(synth, text: str, seed: int, voice=None) -> np.ndarray:
+def reference(synth, text: str, seed: int, voice=None, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """What the server should send for (text, seed): the library's samples as 16-bit PCM."""
     import torch
 
     from sonorant.server.formats import pcm16
 
-    chunks = synth.stream(text, voice=voice, seed=seed, max_seconds=MAX_SECONDS, first_frames=2, chunk_frames=8)
+    chunks = synth.stream(text, voice=voice, seed=seed, max_seconds=max_seconds, first_frames=2, chunk_frames=8)
     samples = torch.cat([c.samples for c in chunks])
     return np.frombuffer(pcm16(samples), dtype="<i2")
 
