@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..codec.atomic import atomic_write
-from ..codec.errors import SonorantError
+from ..codec.output import check_output_path
 
 
 def align(
@@ -21,13 +21,18 @@ def align(
 ) -> None:
     """Forced alignment: when each word and phoneme of TEXT is spoken in AUDIO, as JSON
     {"words": [{"word", "start", "end"}], "phonemes": [{"phoneme", "start", "end"}]} in seconds."""
-    from ..align.forced import ForcedAligner
-    from ..codec.audio import load_audio
+    from ..codec.audio import audio_info
+    from ..tts.frontend import check_speakable
 
     if text == "-":
         text = sys.stdin.read()
-    if json_out is not None and (json_out.is_dir() or not json_out.parent.is_dir()):
-        raise SonorantError(f"{json_out}: not a file in an existing folder")
+    check_speakable(text)
+    audio_info(audio)
+    if json_out is not None:
+        check_output_path(json_out, ".json")
+    from ..align.forced import ForcedAligner
+    from ..codec.audio import load_audio
+
     aligner = ForcedAligner.from_pretrained(model)
     wav = load_audio(audio, aligner.sample_rate, allow_silent=True)
     result = aligner.align(wav, text, lang)

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import typer
 
-from ..codec.files import check_output_path, decode_file, encode_file, resolve_codebooks, roundtrip_file
-from ..codec.pretrained import load_codec
-from ..codec.tokenfile import TokenFile
+from ..codec.device import check_device
+from ..codec.output import check_output_path
+from .flags import finite
 
 app = typer.Typer(help="Encode audio to tokens and decode tokens to audio.", no_args_is_help=True)
 
 ModelOpt = typer.Option(None, "--model", help="Codec or bundle directory (default: the shipped codec).")
 DeviceOpt = typer.Option("cpu", "--device", help="cpu or cuda.")
+CodebooksOpt = typer.Option(None, "--codebooks", min=1, help="Codebooks to keep (1..K; default all).")
 
 
 def _say(quiet: bool, message: str) -> None:
@@ -22,18 +23,33 @@ def _say(quiet: bool, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def _codec(model: Path | None, device: str):
+    """The codec, loaded once the inputs are known to be usable."""
+    from ..codec.pretrained import codec_dir, load_codec
+
+    codec_dir(model)
+    return load_codec(model, check_device(device))
+
+
 @app.command()
 def encode(
     src: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3; any rate, any channels)."),
     out: Path = typer.Option(..., "-o", "--out", help="Token file to write (.stok)."),
-    codebooks: int = typer.Option(None, "--codebooks", help="Codebooks to keep (1..K; default all)."),
-    bitrate: float = typer.Option(None, "--bitrate", help="Target bitrate in kbps (instead of --codebooks)."),
+    codebooks: int = CodebooksOpt,
+    bitrate: float = typer.Option(None, "--bitrate", callback=finite,
+                                  help="Target bitrate in kbps (instead of --codebooks)."),
     model: Path = ModelOpt,
     device: str = DeviceOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Encode an audio file into a bit-packed token file."""
-    codec = load_codec(model, device)
+    """Encode an audio file into a bit-packed token file (read block by block: long files fit in memory)."""
+    from ..codec.audio import audio_info
+
+    audio_info(src)
+    check_output_path(out, ".stok")
+    codec = _codec(model, device)
+    from ..codec.files import encode_file, resolve_codebooks
+
     k = resolve_codebooks(codec, codebooks, bitrate)
     tokens = encode_file(codec, src, out, k)
     _say(quiet, f"{out}: {tokens.frames} frames x {k} codebooks, {tokens.duration:.2f} s, "
@@ -49,8 +65,13 @@ def decode(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Decode a token file back to audio (exactly the original number of samples)."""
+    from ..codec.tokenfile import TokenFile
+
+    tokens = TokenFile.read(src)
     check_output_path(out)
-    result = decode_file(load_codec(model, device), src, out)
+    from ..codec.files import decode_tokens
+
+    result = decode_tokens(_codec(model, device), tokens, out)
     _say(quiet, f"{out}: {result.seconds:.2f} s at {result.sample_rate} Hz")
 
 
@@ -58,14 +79,19 @@ def decode(
 def roundtrip(
     src: Path = typer.Argument(..., help="Audio file."),
     out: Path = typer.Option(..., "-o", "--out", help="Audio file to write."),
-    codebooks: int = typer.Option(None, "--codebooks", help="Codebooks to use (1..K; default all)."),
+    codebooks: int = CodebooksOpt,
     model: Path = ModelOpt,
     device: str = DeviceOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Encode then decode an audio file: hear what the codec keeps at a bitrate."""
+    from ..codec.audio import audio_info
+
+    audio_info(src)
     check_output_path(out)
-    codec = load_codec(model, device)
+    codec = _codec(model, device)
+    from ..codec.files import resolve_codebooks, roundtrip_file
+
     k = resolve_codebooks(codec, codebooks)
     result = roundtrip_file(codec, src, out, k)
     _say(quiet, f"{out}: {result.seconds:.2f} s through {k} codebooks ({codec.config.bitrate(k) / 1000:g} kbps)")
@@ -74,6 +100,8 @@ def roundtrip(
 @app.command()
 def info(src: Path = typer.Argument(..., help="Token file (.stok).")) -> None:
     """Print what a token file holds."""
+    from ..codec.tokenfile import TokenFile
+
     t = TokenFile.read(src)
     print(f"file:        {src}\n"
           f"codec:       {t.fingerprint}\n"

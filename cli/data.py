@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
+from ..codec.output import check_output_folder, check_output_path
 from ..data.importers import CorpusKind, Domain, import_corpus
+from .flags import finite
 
 app = typer.Typer(help="Build and prepare training data.", no_args_is_help=True)
 
@@ -15,7 +17,7 @@ app = typer.Typer(help="Build and prepare training data.", no_args_is_help=True)
 @app.command()
 def build(
     out: Path = typer.Option(..., "--out", help="Folder for the corpus, its manifest.jsonl and report.json."),
-    hours: float = typer.Option(1.0, "--hours", min=0.001, max=1000,
+    hours: float = typer.Option(1.0, "--hours", callback=finite, min=0.001, max=1000,
                                 help="Hours in all (speech 80 %, music 15 %, sound 5 % of the domains built)."),
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(0, "--workers", min=0, help="Parallel renders (0 = one per CPU core)."),
@@ -27,6 +29,8 @@ def build(
     """Build the offline corpus from the Debian packages installed (see `sonorant data deps`); run the same
     command again to resume an interrupted build."""
     from rich.progress import Progress
+
+    check_output_folder(out)
 
     from ..data.build import build_corpus
 
@@ -61,6 +65,8 @@ def align(
     """Frames per phoneme for every speech item with text (resumable; under torchrun, split across ranks)."""
     from rich.progress import Progress
 
+    check_output_folder(out)
+
     from ..data.alignments import align_manifest
     from ..data.manifest import read_manifest
 
@@ -83,6 +89,7 @@ def import_(
                                   help="Domain of the items (folder imports only; the public corpora are speech)."),
 ) -> None:
     """Write a manifest for a public corpus (LibriTTS, LJSpeech, VCTK) or any folder of audio; splits by speaker."""
+    check_output_path(out, ".jsonl")
     result = import_corpus(kind, src, out, domain=domain)
     skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items()) or "none"
     untranscribed = f", {result.untranscribed} without text" if result.untranscribed else ""
@@ -96,7 +103,8 @@ def encode(
     out: Path = typer.Option(..., "--out", help="Shard directory (created; an interrupted run resumes)."),
     codec: Path = typer.Option(None, "--codec", help="Codec or bundle directory (default: the shipped codec)."),
     codebooks: int = typer.Option(None, "--codebooks", min=1, help="Codebooks to keep (default: all)."),
-    batch_seconds: float = typer.Option(60.0, "--batch-seconds", min=1.0, help="Audio per encoder batch."),
+    batch_seconds: float = typer.Option(60.0, "--batch-seconds", callback=finite,
+                                        min=1.0, help="Audio per encoder batch."),
     device: str = typer.Option("cpu", "--device"),
     speaker: list[str] = typer.Option([], "--speaker",
                                       help="Only items whose base speaker starts with this (repeat), e.g. flite:"),
@@ -104,15 +112,21 @@ def encode(
     """Encode a manifest's audio to token shards for LM training (under torchrun each rank takes its share)."""
     from rich.progress import Progress
 
-    from ..codec.files import resolve_codebooks
-    from ..codec.pretrained import load_codec
-    from ..data.encode import encode_manifest, rank_and_world, speaker_items
+    from ..codec.device import check_device
+    from ..codec.pretrained import codec_dir, load_codec
     from ..data.manifest import read_manifest
+
+    check_output_folder(out)
+    items = read_manifest(manifest)
+    codec_dir(codec)
+    device = check_device(device)
+    from ..codec.files import resolve_codebooks
+    from ..data.encode import encode_manifest, rank_and_world, speaker_items
 
     model = load_codec(codec, device)
     k = resolve_codebooks(model, codebooks)
     rank, world = rank_and_world()
-    total = len(speaker_items(read_manifest(manifest), tuple(speaker))[rank::world])
+    total = len(speaker_items(items, tuple(speaker))[rank::world])
     with Progress(disable=rank != 0) as progress:
         bar = progress.add_task("encoding", total=total)
         result = encode_manifest(manifest, model, out, k, batch_seconds, rank=rank, world=world,

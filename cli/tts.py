@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
-from ..codec.atomic import atomic_path
-from ..codec.audio import write_audio
+from ..codec.device import check_device
 from ..codec.errors import SonorantError
-from ..codec.files import check_output_path
+from ..codec.output import check_output_folder, check_output_path
+from .flags import finite
 
 MAX_TEXT_CHARS = 100_000  # a book chapter; beyond that it is almost certainly the wrong file
+MAX_SEED = 2**63 - 1  # torch's generators take 64-bit seeds (and each text chunk adds its index)
+BATCH_FIELDS = {"text", "output", "voice", "voice_text", "lang"}
 
 # Flags shared by tts, generate and continue.
 ModelOpt = typer.Option(None, "--model", help="Model bundle directory (default: the shipped one).")
-SeedOpt = typer.Option(None, "--seed", help="Sampling seed (same seed, same audio).")
-TemperatureOpt = typer.Option(None, "--temperature", min=0.0, max=5.0)
+SeedOpt = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Sampling seed (same seed, same audio).")
+TemperatureOpt = typer.Option(None, "--temperature", callback=finite, min=0.0, max=5.0)
 DeviceOpt = typer.Option("cpu", "--device", help="cpu or cuda.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress or timing on stderr.")
 AudioOutOpt = typer.Option(..., "-o", "--out", help="Audio file to write (.wav or .flac).")
-SecondsOpt = typer.Option(5.0, "--seconds", min=0.1, max=600.0, help="Length of the generated audio.")
+SecondsOpt = typer.Option(5.0, "--seconds", callback=finite, min=0.1, max=600.0, help="Length of the generated audio.")
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Job:
     voice: str | None = None
     voice_text: str | None = None
     lang: str | None = None
+    where: str = ""  # "FILE:LINE: " of a batch line, for messages
 
 
 def _say(quiet: bool, message: str) -> None:
@@ -40,47 +45,107 @@ def _say(quiet: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def read_text(text: str) -> str:
-    """The TEXT argument, or stdin for '-'."""
+def read_text(text: str, where: str = "") -> str:
+    """The TEXT argument, or stdin for '-'; SonorantError when there is nothing to say in it."""
+    from ..tts.frontend import check_speakable
+
     if text == "-":
-        text = sys.stdin.read()
-    if not text.strip():
-        raise SonorantError("the text is empty")
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError:
+            raise SonorantError("stdin: the text is not UTF-8") from None
     if len(text) > MAX_TEXT_CHARS:
-        raise SonorantError(f"the text has {len(text)} characters; split it into files of at most {MAX_TEXT_CHARS}")
+        raise SonorantError(f"{where}the text has {len(text)} characters; split it into files of at most "
+                            f"{MAX_TEXT_CHARS}")
+    try:
+        check_speakable(text)
+    except SonorantError as e:
+        raise SonorantError(f"{where}{e}") from None
     return text
 
 
 def read_batch(path: Path, out: Path | None) -> list[Job]:
     """A JSONL file of {text, output, voice?, voice_text?, lang?} (paths relative to the file's folder) or a
-    TXT file with one text per line (written to OUT/0001.wav, ...)."""
+    TXT file with one text per line (written to OUT/0001.wav, ...; the folder is made when the first is written).
+    Every line is checked here, before any model loads."""
     if not path.is_file():
         raise SonorantError(f"{path}: no such batch file")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        content = "\0"
+    if "\0" in content:
+        raise SonorantError(f"{path}: not a text file (a batch is JSON Lines, or one text per line, in UTF-8)")
+    lines = [(number, line) for number, line in enumerate(content.splitlines(), 1) if line.strip()]
     if not lines:
         raise SonorantError(f"{path}: the batch file is empty")
     if path.suffix.lower() != ".jsonl":
         if out is None or out.suffix:
             raise SonorantError("a text batch needs -o FOLDER for its outputs (0001.wav, 0002.wav, ...)")
-        out.mkdir(parents=True, exist_ok=True)
-        return [Job(line.strip(), out / f"{i:04d}.wav") for i, line in enumerate(lines, 1)]
-    jobs = []
-    for number, line in enumerate(lines, 1):
+        check_output_folder(out)
+        jobs = [Job(read_text(line.strip(), f"{path}:{number}: "), out / f"{i:04d}.wav", where=f"{path}:{number}: ")
+                for i, (number, line) in enumerate(lines, 1)]
+        for job in jobs if out.is_dir() else []:
+            check_output_path(job.output)
+        return jobs
+    jobs, outputs = [], {}
+    for number, line in lines:
+        where = f"{path}:{number}: "
         try:
             row = json.loads(line)
-            if not isinstance(row, dict) or not str(row.get("text", "")).strip() or not row.get("output"):
-                raise ValueError("needs a non-empty 'text' and an 'output'")
         except ValueError as e:
-            raise SonorantError(f"{path}:{number}: bad batch line ({e})") from None
+            raise SonorantError(f"{where}bad batch line ({e})") from None
+        if not isinstance(row, dict):
+            raise SonorantError(f"{where}bad batch line (a JSON object is needed, not {type(row).__name__})")
+        unknown = sorted(set(row) - BATCH_FIELDS)
+        if unknown:
+            raise SonorantError(f"{where}unknown field(s) {', '.join(unknown)} "
+                                f"(a line has {', '.join(sorted(BATCH_FIELDS))})")
+        for key in BATCH_FIELDS:
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise SonorantError(f"{where}{key!r} must be text, not {type(row[key]).__name__}")
+        if not row.get("text", "").strip() or not row.get("output", "").strip():
+            raise SonorantError(f"{where}bad batch line (needs a non-empty 'text' and an 'output')")
 
         def local(p: str | None) -> str | None:
             return None if p is None else str(p if Path(p).is_absolute() or not Path(p).suffix else path.parent / p)
 
-        jobs.append(Job(row["text"], Path(local(row["output"])), local(row.get("voice")), row.get("voice_text"),
-                        row.get("lang")))
-    for job in jobs:
-        check_output_path(job.output)
+        output = Path(local(row["output"]))
+        key = os.path.normpath(os.path.abspath(output))
+        if key in outputs:
+            raise SonorantError(f"{where}{output} is also the output of line {outputs[key]}")
+        outputs[key] = number
+        try:
+            check_output_path(output)
+        except SonorantError as e:
+            raise SonorantError(f"{where}{e}") from None
+        jobs.append(Job(read_text(row["text"], where), output, local(row.get("voice")), row.get("voice_text"),
+                        row.get("lang"), where))
     return jobs
+
+
+def check_jobs(jobs: list[Job], bundle_voices: Path | None, frontend: Path) -> None:
+    """Everything else about the jobs that can be wrong without running a model: voices, transcripts and
+    languages. Raises SonorantError (prefixed with the batch line) before any model loads."""
+    from ..codec.audio import audio_info
+    from ..tts.frontend import TextFrontend
+    from ..tts.prompt import check_transcript
+    from ..tts.voices import read_voice, voice_source, voices_home
+
+    model_frontend = TextFrontend.load(frontend)
+    for job in jobs:
+        try:
+            if job.voice is not None:
+                source = voice_source(job.voice, bundle_voices)
+                if source.kind == "file":
+                    audio_info(source.value)
+                elif source.kind == "saved":
+                    read_voice(voices_home() / source.value)
+            if job.voice_text is not None:
+                check_transcript(job.voice_text)
+            model_frontend.ids("", job.lang or "en-us")
+        except SonorantError as e:
+            raise SonorantError(f"{job.where}{e}") from None
 
 
 def speak(
@@ -94,42 +159,56 @@ def speak(
     seed: int = SeedOpt,
     temperature: float = TemperatureOpt,
     top_k: int = typer.Option(None, "--top-k", min=0),
-    top_p: float = typer.Option(None, "--top-p", min=0.01, max=1.0),
-    cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale (off: 1)."),
-    max_seconds: float = typer.Option(None, "--max-seconds", min=0.5, max=3600.0, help="Cap on the audio length."),
-    speed: float = typer.Option(None, "--speed", min=0.5, max=2.0, help="Speaking rate: 0.5 slow, 1 normal, 2 fast."),
+    top_p: float = typer.Option(None, "--top-p", callback=finite, min=0.01, max=1.0),
+    cfg: float = typer.Option(None, "--cfg", callback=finite,
+                              min=1.0, max=10.0, help="Classifier-free guidance scale (off: 1)."),
+    max_seconds: float = typer.Option(None, "--max-seconds", callback=finite,
+                                      min=0.5, max=3600.0, help="Cap on the audio length."),
+    speed: float = typer.Option(None, "--speed", callback=finite,
+                                min=0.5, max=2.0, help="Speaking rate: 0.5 slow, 1 normal, 2 fast."),
     timestamps: Path = typer.Option(None, "--timestamps", help="Write the words' start and end times here (JSON)."),
     batch: Path = typer.Option(None, "--batch", help="JSONL of {text, output, voice?, voice_text?}, or TXT."),
     device: str = DeviceOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Speak TEXT in the voice of a prompt: sonorant tts "Hello." --voice me.wav --voice-text "..." -o hello.wav"""
-    from ..tts import Synthesizer
+    from ..tts.bundle import resolve_bundle
 
     if batch is None:
         if text is None:
             raise SonorantError("give the text to speak (or - for stdin, or --batch FILE)")
         if stream == (out is not None):
             raise SonorantError("choose one output: -o FILE or --stream")
-        jobs = [Job(read_text(text), check_output_path(out) if out else Path("-"), voice, voice_text, lang)]
+        jobs = [Job(read_text(text), check_output_path(out) if out else Path("-"))]
     else:
         if text is not None or stream:
             raise SonorantError("--batch takes its texts from the file; drop TEXT and --stream")
         jobs = read_batch(batch, out)
-    if timestamps is not None and (len(jobs) > 1 or timestamps.is_dir() or not timestamps.parent.is_dir()):
-        raise SonorantError("--timestamps takes one JSON file in an existing folder, for one text (not --batch)")
+    jobs = [dataclasses.replace(j, voice=j.voice or voice, voice_text=j.voice_text or voice_text, lang=j.lang or lang)
+            for j in jobs]
+    if timestamps is not None:
+        if len(jobs) > 1:
+            raise SonorantError("--timestamps is for one text (not --batch)")
+        check_output_path(timestamps, ".json")
+    paths = resolve_bundle(model)
+    check_jobs(jobs, paths.voices, paths.frontend)
     options = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg,
                    max_seconds=max_seconds, speed=speed)
+    device = check_device(device)
+    from ..codec.atomic import atomic_path
+    from ..codec.audio import write_audio
+    from ..tts import Synthesizer
+
     synth = Synthesizer.from_pretrained(model, device=device)
     for number, job in enumerate(jobs, 1):
         prefix = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
         if stream:
-            info = _stream(synth, job, lang, options, quiet)
+            info = _stream(synth, job, options, quiet)
         else:
-            audio = synth.synthesize(job.text, voice=job.voice or voice, voice_text=job.voice_text or voice_text,
-                                     lang=job.lang or lang, **options)
+            audio = synth.synthesize(job.text, voice=job.voice, voice_text=job.voice_text, lang=job.lang, **options)
             if audio.samples.numel() == 0:
-                raise SonorantError("the model produced no audio for this text")
+                raise SonorantError(f"{job.where}the model produced no audio for this text")
+            job.output.parent.mkdir(parents=True, exist_ok=True)  # a text batch's folder, made at its first output
             with atomic_path(job.output, suffix=job.output.suffix) as tmp:
                 write_audio(tmp, audio.samples, audio.sample_rate)
             _report(quiet, prefix + str(job.output), audio.info, audio.seconds)
@@ -140,7 +219,7 @@ def speak(
                 Path(tmp).write_text(json.dumps({"words": words}, ensure_ascii=False, indent=1) + "\n")
 
 
-def _stream(synth, job: Job, lang: str, options: dict, quiet: bool):
+def _stream(synth, job: Job, options: dict, quiet: bool):
     from ..tts.synthesizer import SynthesisInfo
 
     _say(quiet, f"streaming raw 16-bit mono PCM at {synth.sample_rate} Hz "
@@ -148,14 +227,28 @@ def _stream(synth, job: Job, lang: str, options: dict, quiet: bool):
     info = SynthesisInfo(mode="none")
     seconds = 0.0
     sink = sys.stdout.buffer
-    for chunk in synth.stream(job.text, voice=job.voice, voice_text=job.voice_text, lang=job.lang or lang, info=info,
+    for chunk in synth.stream(job.text, voice=job.voice, voice_text=job.voice_text, lang=job.lang, info=info,
                               **options):
         pcm = (chunk.samples.clamp(-1, 1) * 32767).round().short().numpy().tobytes()
-        sink.write(pcm)
-        sink.flush()
+        try:
+            sink.write(pcm)
+            sink.flush()
+        except OSError as e:  # a full disk, a closed pipe: say so once, and leave nothing to flush at exit
+            _drop_stdout()
+            raise SonorantError(f"cannot write to stdout ({e.strerror or e})") from None
         seconds += chunk.samples.numel() / chunk.sample_rate
     _report(quiet, "stdout", info, seconds)
     return info
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what could not be written is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _report(quiet: bool, target: str, info, seconds: float) -> None:
@@ -169,6 +262,9 @@ def _report(quiet: bool, target: str, info, seconds: float) -> None:
 
 
 def _write(out: Path, audio, quiet: bool, what: str) -> None:
+    from ..codec.atomic import atomic_path
+    from ..codec.audio import write_audio
+
     if audio.samples.numel() == 0:
         raise SonorantError("the model produced no audio")
     with atomic_path(out, suffix=out.suffix) as tmp:
@@ -181,7 +277,7 @@ def generate(
     caption: str = typer.Argument(..., help='What to hear, e.g. "slow piano in C minor" or "rain on a roof".'),
     out: Path = AudioOutOpt,
     seconds: float = SecondsOpt,
-    cfg: float = typer.Option(3.0, "--cfg", min=1.0, max=10.0, help="Classifier-free guidance scale."),
+    cfg: float = typer.Option(3.0, "--cfg", callback=finite, min=1.0, max=10.0, help="Classifier-free guidance scale."),
     model: Path = typer.Option(None, "--model", help="Model bundle with a caption-conditioned LM."),
     seed: int = SeedOpt,
     temperature: float = TemperatureOpt,
@@ -189,10 +285,18 @@ def generate(
     quiet: bool = QuietOpt,
 ) -> None:
     """Text-to-sound / text-to-music from a caption."""
+    from ..tts.bundle import lm_takes_captions, resolve_bundle
+
+    if not caption.strip():
+        raise SonorantError("the caption is empty")
+    check_output_path(out)
+    if not lm_takes_captions(resolve_bundle(model).lm):
+        raise SonorantError("this model was not trained with captions, so it cannot generate from one; use a model "
+                            "trained on a captioned corpus (caption_dim in its LM config)")
+    device = check_device(device)
     from ..tts import Synthesizer
     from ..tts.audio_lm import generate_from_caption
 
-    check_output_path(out)
     audio = generate_from_caption(Synthesizer.from_pretrained(model, device=device), caption, seconds,
                                   cfg_scale=cfg, seed=seed, temperature=temperature)
     _write(out, audio, quiet, "generated audio")
@@ -210,10 +314,16 @@ def continue_(
     quiet: bool = QuietOpt,
 ) -> None:
     """Continue any audio: the prompt (as the codec renders it) followed by what the LM makes of it."""
+    from ..codec.audio import audio_info
+    from ..tts.bundle import resolve_bundle
+
+    audio_info(prompt)
+    check_output_path(out)
+    resolve_bundle(model)
+    device = check_device(device)
     from ..tts import Synthesizer
     from ..tts.audio_lm import continue_audio
 
-    check_output_path(out)
     audio = continue_audio(Synthesizer.from_pretrained(model, device=device), prompt, seconds,
                            include_prompt=not only_new, seed=seed, temperature=temperature)
     _write(out, audio, quiet, "audio")

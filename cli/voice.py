@@ -21,6 +21,17 @@ def add(
     force: bool = typer.Option(False, "--force", help="Replace a voice of the same name."),
 ) -> None:
     """Clean, encode and save a voice prompt."""
+    from ..codec.audio import audio_info
+    from ..tts.bundle import resolve_bundle
+    from ..tts.frontend import TextFrontend
+    from ..tts.prompt import check_transcript
+    from ..tts.voices import check_can_save
+
+    check_can_save(name, overwrite=force)
+    audio_info(wav)
+    if text is not None:
+        check_transcript(text)
+    TextFrontend.load(resolve_bundle(model).frontend).ids("", lang)
     from ..tts import Synthesizer, save_voice
 
     synth = Synthesizer.from_pretrained(model)
@@ -47,7 +58,7 @@ def list_() -> None:
         return
     for v in voices:
         if v.get("damaged"):
-            print(f"{v['name']}\t(damaged)")
+            print(f"{v['name']}\t(damaged: {v['damaged']})")
             continue
         text = (v.get("text") or "(no transcript)")[:60]
         print(f"{v['name']}\t{v.get('seconds', 0):.1f} s\t{v.get('language')}\t{text}")

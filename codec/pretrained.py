@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ModelError
-from .model import Codec
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import Codec
 
 
 def default_model_dir() -> Path:
@@ -27,4 +30,6 @@ def codec_dir(model: str | Path | None = None) -> Path:
 
 
 def load_codec(model: str | Path | None = None, device: str | torch.device = "cpu") -> Codec:
+    from .model import Codec
+
     return Codec.from_pretrained(codec_dir(model), device=device)

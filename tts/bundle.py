@@ -45,6 +45,11 @@ def lm_codec_fingerprint(lm_dir: str | Path) -> str | None:
     return (_config(Path(lm_dir)).get("extra") or {}).get("codec", {}).get("fingerprint")
 
 
+def lm_takes_captions(lm_dir: str | Path) -> bool:
+    """Whether an LM release was trained with caption embeddings (text-to-sound / music), from its config."""
+    return bool(_config(Path(lm_dir)).get("caption_dim"))
+
+
 def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
     """Find the LM, its frontend, the codec and the voices of a bundle (None = the shipped one)."""
     root = Path(model) if model is not None else default_model_dir()

@@ -35,6 +35,17 @@ def clean_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def check_speakable(text: str) -> str:
+    """`text` cleaned, or TextError when there is nothing to say in it: empty, or no letter or digit at all
+    (only punctuation, symbols or emoji, which are not spoken)."""
+    cleaned = clean_text(text)
+    if not cleaned:
+        raise TextError("the text is empty")
+    if not any(ch.isalnum() for ch in cleaned):
+        raise TextError("nothing to say: the text has no letters or digits (only punctuation, symbols or emoji)")
+    return cleaned
+
+
 # Bare codes that espeak only knows with a region (manifests and users often write "en").
 _ESPEAK_DEFAULTS = {"en": "en-us", "pt": "pt-br", "zh": "cmn"}
 
@@ -68,10 +79,15 @@ def phonemize(texts: list[str], language: str = "en-us") -> list[str]:
 
     language = canonical_language(language)
     cleaned = [normalize(clean_text(t), language) for t in texts]
+    spoken = [i for i, t in enumerate(cleaned) if t.strip()]  # phonemizer drops empty lines: keep the places
+    cleaned = [cleaned[i] for i in spoken]
     with _ESPEAK_LOCK:  # one espeak-ng library per process, with global state: one caller at a time
         out = _backend(language).phonemize(cleaned, separator=Separator(phone="", word=f" {WORD} "), strip=True,
                                            njobs=1)
-    return [re.sub(r"\s+", " ", s).strip() for s in out]
+    result = [""] * len(texts)
+    for i, s in zip(spoken, out, strict=True):
+        result[i] = re.sub(r"\s+", " ", s).strip()
+    return result
 
 
 def symbols(ipa: str) -> list[str]:

@@ -28,9 +28,9 @@ from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
 from ..lm.batch import pointer_from_durations
 from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle
 from .chunking import chunk_text
-from .frontend import TextError, TextFrontend, clean_text, phonemize
-from .prompt import prepare_prompt
-from .voices import Voice, load_voice
+from .frontend import TextFrontend, check_speakable, clean_text, phonemize
+from .prompt import check_transcript, prepare_prompt
+from .voices import DamagedVoice, Voice, load_voice, voice_source
 
 if TYPE_CHECKING:  # align/ reads the text frontend of this package: import it where it is used
     from ..align.words import Segment
@@ -143,13 +143,22 @@ class Synthesizer:
             if self.voices is None or not (self.voices / f"{DEFAULT_VOICE}.wav").is_file():
                 return None
             resolved = self._bundle_voice(DEFAULT_VOICE)
-        elif Path(voice).suffix or Path(voice).exists():
-            resolved = self.voice_from_audio(voice, voice_text, language, notes)
-        elif self.voices is not None and (self.voices / f"{voice}.wav").is_file():
-            resolved = self._bundle_voice(str(voice))
         else:
-            resolved = load_voice(str(voice))
-        if resolved.codec_fingerprint != self.codec.fingerprint:  # saved with another codec: encode again
+            source = voice_source(voice, self.voices)
+            if source.note and notes is not None:
+                notes.append(source.note)
+            if source.kind == "file":
+                resolved = self.voice_from_audio(source.value, voice_text, language, notes)
+            elif source.kind == "bundle":
+                resolved = self._bundle_voice(source.value)
+            else:
+                resolved = load_voice(source.value)
+        if resolved.codec_fingerprint == self.codec.fingerprint and resolved.codes.numel() \
+                and int(resolved.codes.max()) >= self.codec.codebook_size:
+            raise DamagedVoice(resolved.name or "voice", f"codes up to {int(resolved.codes.max())}, for a codec of "
+                                                         f"{self.codec.codebook_size} entries")
+        if resolved.codec_fingerprint != self.codec.fingerprint or resolved.codes.shape[0] < self.lm.num_codebooks:
+            # saved with another codec (or fewer codebooks than this LM reads): encode again
             resolved = Voice(self._encode(resolved.audio), resolved.audio, resolved.sample_rate, self.codec.fingerprint,
                              resolved.text, resolved.phonemes, resolved.language, resolved.name)
         if voice_text is not None and voice_text != resolved.text:
@@ -169,6 +178,7 @@ class Synthesizer:
     def _phonemes(self, text: str | None, language: str) -> str | None:
         if text is None or not clean_text(text):
             return None
+        check_transcript(text)
         return phonemize([text], language)[0]
 
     @torch.no_grad()
@@ -194,9 +204,7 @@ class Synthesizer:
         start = time.perf_counter()
         options = resolve_options(options, overrides)
         info = info if info is not None else SynthesisInfo(mode="none")
-        if not clean_text(text):
-            raise TextError("the text is empty")
-        texts = chunk_text(clean_text(text), options.max_chunk_chars)
+        texts = chunk_text(check_speakable(text), options.max_chunk_chars)
         resolved = self.resolve_voice(voice, voice_text, lang, info.notes)
         aligned = resolved is not None and resolved.phonemes and self.aligned_prompt(resolved, lang, info.notes)
         info.mode = "none" if resolved is None else ("transcript" if aligned else "reference")
