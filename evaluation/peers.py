@@ -108,20 +108,38 @@ def dac_speed(seconds: float, repeats: int, device: str = "cpu", venv: Path | No
 
 
 def dac_python(venv: Path) -> Path:
-    """The Python of DAC's own environment, made on first use (system site packages: torch and sonorant come
+    """The Python of DAC's own environment, made on first use (`peer_environment`: torch and sonorant come
     from here; only DAC's own pins are installed). Raises PeerUnavailable saying why it cannot be made."""
     python = venv / "bin" / "python"
     if python.is_file():
         return python
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True,
-                       capture_output=True, timeout=300)
+        peer_environment(venv)
         subprocess.run([str(python), "-m", "pip", "install", "-q", DAC_PACKAGE], check=True,
                        capture_output=True, timeout=1800)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
         detail = getattr(e, "stderr", b"") or b""
         lines = (detail.decode(errors="replace") if isinstance(detail, bytes) else detail).strip().splitlines()
         raise PeerUnavailable(f"its environment could not be made: {(lines or [str(e)])[-1]}") from None
+    return python
+
+
+def peer_environment(venv: Path, with_pip: bool = True) -> Path:
+    """A virtual environment whose Python also sees this one's packages (torch, sonorant), after its own.
+
+    `--system-site-packages` alone is not enough: inside a virtual environment (the usual way to install) it
+    reaches the base Python's packages, not the running environment's. So a `.pth` file adds this interpreter's
+    site folders (processing their own `.pth` files, which is how an editable install is found)."""
+    import site
+
+    command = [sys.executable, "-m", "venv", "--system-site-packages", str(venv)]
+    subprocess.run(command + ([] if with_pip else ["--without-pip"]), check=True, capture_output=True, timeout=300)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+    ours = [p for p in dict.fromkeys([*site.getsitepackages(), site.getusersitepackages()]) if Path(p).is_dir()]
+    lines = [f"import site; site.addsitedir({p!r})" for p in ours]
+    (Path(purelib) / "_sonorant_parent.pth").write_text("\n".join(lines) + "\n")
     return python
 
 

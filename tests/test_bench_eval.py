@@ -111,6 +111,23 @@ def test_codec_speed_next_to_the_peers(tiny_codec):
     assert "EnCodec 24 kHz" in table and "DAC 16 kHz" in table
 
 
+def test_the_dac_environment_sees_this_environments_packages(tmp_path):
+    """DAC runs in an environment of its own; made from a virtual environment (the usual install), it must still
+    find torch and sonorant where they are installed, not only in the base Python."""
+    import subprocess
+    import sys
+
+    from sonorant.evaluation.peers import peer_environment
+
+    python = peer_environment(tmp_path / "dac", with_pip=False)
+    probe = "import importlib.util, sys, sonorant.codec.errors as e; print(importlib.util.find_spec('torch').origin)"
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    import torch
+
+    assert done.stdout.strip() == torch.__file__ and str(tmp_path / "dac") != sys.prefix
+
+
 def test_dnsmos_scores_noisy_speech_lower():
     pytest.importorskip("speechmos")  # installed with the dev extras
     from .conftest import EXAMPLE_WAV
