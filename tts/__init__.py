@@ -4,7 +4,7 @@ The public names load on first use (PEP 562): the CLI checks texts and voices wi
 (`frontend`, `voices`, `prompt`) before torch and the models load.
 """
 
-from importlib import import_module
+from ..codec.lazy import lazy_exports
 
 _EXPORTS = {
     "TextError": "frontend", "TextFrontend": "frontend",
@@ -17,13 +17,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
