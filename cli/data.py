@@ -89,6 +89,7 @@ def import_(
                                   help="Domain of the items (folder imports only; the public corpora are speech)."),
 ) -> None:
     """Write a manifest for a public corpus (LibriTTS, LJSpeech, VCTK) or any folder of audio; splits by speaker."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # a manifest's folder is made, as before
     check_output_path(out, ".jsonl")
     result = import_corpus(kind, src, out, domain=domain)
     skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items()) or "none"
