@@ -44,11 +44,17 @@ class CodecConfig:
     kernel_size: int = 7
     residual_dilations: tuple[int, ...] = (1, 3, 9)
     activation: str = "snake"
+    # "seanet": transposed convs up to the sample rate; "istft": ConvNeXt blocks at the frame rate that
+    # predict amplitude and phase spectra, then an inverse STFT (`istft_decoder.py`).
+    decoder: str = "seanet"
+    decoder_blocks: int = 8  # istft decoder: ConvNeXt blocks of width decoder_dim
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     def __post_init__(self) -> None:
         if self.activation not in ("snake", "elu"):
             raise ValueError(f"activation must be 'snake' or 'elu', not {self.activation!r}")
+        if self.decoder not in ("seanet", "istft"):
+            raise ValueError(f"decoder must be 'seanet' or 'istft', not {self.decoder!r}")
 
     @property
     def hop_length(self) -> int:
@@ -63,10 +69,14 @@ class CodecConfig:
         return max(1, math.ceil(math.log2(self.quantizer.codebook_size)))
 
     @property
+    def decoder_lag(self) -> int:
+        """Samples by which streaming decode output lags the codes: the istft decoder's window minus hop."""
+        return self.hop_length if self.decoder == "istft" else 0
+
+    @property
     def algorithmic_latency_ms(self) -> float:
-        """Smallest emittable chunk (one hop) plus look-ahead (none: every layer is causal), in ms."""
-        lookahead = 0
-        return 1000.0 * (self.hop_length + lookahead) / self.sample_rate
+        """Smallest emittable chunk (one hop) plus the decoder's lag (no layer looks ahead), in ms."""
+        return 1000.0 * (self.hop_length + self.decoder_lag) / self.sample_rate
 
     def bitrate(self, num_codebooks: int | None = None) -> float:
         """Bits per second with `num_codebooks` codebooks (all of them by default)."""

@@ -32,9 +32,10 @@ class CausalConv1d(StreamingModule):
     """Weight-normalised causal 1-D conv. Input [B, C_in, N] -> output [B, C_out, ceil(N / stride)]."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, bias: bool = True) -> None:
+                 dilation: int = 1, bias: bool = True, groups: int = 1) -> None:
         super().__init__()
-        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias)
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=bias,
+                         groups=groups)
         self.conv = weight_norm(conv)
         self.stride = stride
         self.effective_kernel = (kernel_size - 1) * dilation + 1
@@ -47,7 +48,8 @@ class CausalConv1d(StreamingModule):
 
     def _init_streaming_state(self, batch_size: int) -> ConvState:
         weight = self.conv.weight
-        zeros = torch.zeros(batch_size, weight.shape[1], self.left_context, device=weight.device, dtype=weight.dtype)
+        zeros = torch.zeros(batch_size, self.conv.in_channels, self.left_context, device=weight.device,
+                            dtype=weight.dtype)
         return ConvState(previous=zeros)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -81,11 +81,12 @@ class _Counted:
 
 @torch.inference_mode()
 def decode_audio(codec: Codec, codes: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> Iterator[torch.Tensor]:
-    """Codes [K, T] -> successive audio chunks [chunk_frames * hop] (streaming decode)."""
+    """Codes [K, T] -> successive audio chunks (streaming decode; T * hop samples in all)."""
     device = next(codec.parameters()).device
     state = codec.new_stream(1)
     for start in range(0, codes.shape[-1], chunk_frames):
         yield codec.decode_step(codes[None, :, start:start + chunk_frames].to(device), state)[0, 0].cpu()
+    yield codec.decode_flush(state)[0, 0].cpu()
 
 
 def encode_file(codec: Codec, src: str | Path, dst: str | Path, num_codebooks: int) -> TokenFile:

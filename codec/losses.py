@@ -7,6 +7,8 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from .istft_decoder import FrameSpectrum, frame_spectra
+
 
 class MultiScaleMelLoss(nn.Module):
     """L1 between log10 mel magnitudes at several window sizes (DAC: 32..2048 samples, 5..320 mels).
@@ -56,3 +58,46 @@ def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.
             total = total + F.l1_loss(f, r.detach())
             count += 1
     return total / max(count, 1)
+
+
+def anti_wrapped(x: torch.Tensor) -> torch.Tensor:
+    """|x| after wrapping into [-pi, pi]: the distance between two phases (APNet's anti-wrapping function)."""
+    return (x - 2 * torch.pi * torch.round(x / (2 * torch.pi))).abs()
+
+
+def phase_losses(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """APNet's phase losses between phase spectra [B, T, F]: instantaneous phase, group delay (its
+    difference along frequency) and instantaneous angular frequency (along time), all anti-wrapped."""
+    return {
+        "phase": anti_wrapped(predicted - target).mean(),
+        "group_delay": anti_wrapped(predicted.diff(dim=-1) - target.diff(dim=-1)).mean(),
+        "phase_time": anti_wrapped(predicted.diff(dim=1) - target.diff(dim=1)).mean(),
+    }
+
+
+def spectral_losses(spectrum: FrameSpectrum, audio: torch.Tensor, target: torch.Tensor,
+                    hop: int) -> dict[str, torch.Tensor]:
+    """The istft decoder's amplitude, phase and spectrum losses (APNet2 / FreeV).
+
+    `spectrum` is what the decoder predicted for the frames of `target` [B, 1, T * hop]; `audio` is the
+    waveform it made. `amplitude`: MSE of log-amplitudes; phase terms (`phase_losses`); `complex`: L1 of the
+    real and imaginary parts; `consistency`: L1 between the predicted spectra and those of the audio made
+    from them (the frames an inverse STFT can reproduce, the first and last excepted).
+    """
+    real = frame_spectra(target, hop)
+    log_amplitude = real.abs().clamp(min=1e-5).log()
+    losses = {"amplitude": F.mse_loss(spectrum.log_amplitude, log_amplitude)}
+    losses.update(phase_losses(spectrum.phase, real.angle()))
+    predicted = spectrum.complex()
+    losses["complex"] = (F.l1_loss(predicted.real, real.real) + F.l1_loss(predicted.imag, real.imag))
+    remade = frame_spectra(audio, hop)[:, 1:-1]
+    inner = predicted[:, 1:-1]
+    losses["consistency"] = F.l1_loss(remade.real, inner.real) + F.l1_loss(remade.imag, inner.imag)
+    return losses
+
+
+def level_loss(audio: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """|log RMS(audio) - log RMS(target)| per item, averaged: keeps the output as loud as the input."""
+    rms = audio.square().mean(dim=(1, 2)).add(eps**2).sqrt()
+    rms_target = target.square().mean(dim=(1, 2)).add(eps**2).sqrt()
+    return (rms.log() - rms_target.log()).abs().mean()

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .config import CodecConfig
 from .errors import ModelError
+from .istft_decoder import FrameDecoder, FrameSpectrum
 from .quantizer import ResidualQuantizer
 from .release import load_release, load_weights, release_fingerprint, save_release
 from .seanet import Decoder, Encoder
@@ -19,6 +20,7 @@ from .usage import codebook_usage
 
 KIND = "codec"
 EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
+DECODER_KEYS = ("decoder", "decoder_dim", "decoder_blocks")  # config keys of the decoder alone
 
 
 @dataclass
@@ -27,6 +29,8 @@ class CodecOutput:
     codes: torch.Tensor  # [B, K, T] codes of every level that ran
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # scalars: "commitment"
     metrics: dict[str, float] = field(default_factory=dict)  # "perplexity/0", ..., "used/0", ...
+    spectrum: FrameSpectrum | None = None  # the istft decoder's predicted spectra (its losses read them)
+    first_level: torch.Tensor | None = None  # [B, D, T] the first quantizer level's code vectors
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Codec(StreamingModule):
         self.config = config or CodecConfig()
         self.encoder = Encoder(self.config)
         self.quantizer = ResidualQuantizer(self.config.latent_dim, self.config.quantizer)
-        self.decoder = Decoder(self.config)
+        self.decoder = FrameDecoder(self.config) if self.config.decoder == "istft" else Decoder(self.config)
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -79,8 +83,11 @@ class Codec(StreamingModule):
 
     @property
     def fingerprint(self) -> str:
-        """16 hex digits identifying config and weights: token files name the codec that made them."""
-        return release_fingerprint(self.config.to_dict(), self.release_state())
+        """16 hex digits naming the token space: the config and weights of encoder and quantizer. Token files,
+        shards, saved voices and LMs record it; a decoder retrained for the same tokens keeps it."""
+        config = {k: v for k, v in self.config.to_dict().items() if k not in DECODER_KEYS}
+        state = {k: v for k, v in self.release_state().items() if not k.startswith("decoder.")}
+        return release_fingerprint(config, state)
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor, num_codebooks: int | None = None,
@@ -90,11 +97,16 @@ class Codec(StreamingModule):
         length = wav.shape[-1]
         latent = self.encoder(self._pad_to_hop(wav))
         q = self.quantizer(latent, num_codebooks, levels)
-        audio = self.decoder(q.quantized)[..., :length]
+        spectrum = None
+        if isinstance(self.decoder, FrameDecoder):
+            audio, spectrum = self.decoder.synthesize(q.quantized)
+        else:
+            audio = self.decoder(q.quantized)
         usage = codebook_usage(q.codes.detach(), self.codebook_size)
         metrics = {f"perplexity/{i}": float(p) for i, p in enumerate(usage.perplexity)}
         metrics.update({f"used/{i}": float(u) for i, u in enumerate(usage.used_fraction)})
-        return CodecOutput(audio=audio, codes=q.codes, losses={"commitment": q.commitment_loss}, metrics=metrics)
+        return CodecOutput(audio=audio[..., :length], codes=q.codes, losses={"commitment": q.commitment_loss},
+                           metrics=metrics, spectrum=spectrum, first_level=q.first_level)
 
     # -- offline inference ------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
@@ -161,10 +173,20 @@ class Codec(StreamingModule):
             return self.quantizer.encode(self.encoder(padded), num_codebooks)
 
     def decode_step(self, codes: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
-        """codes [B, K', t] -> the next t * hop samples [B, 1, t * hop]."""
+        """codes [B, K', t] -> the samples they complete: t * hop, less the decoder's lag (`config.decoder_lag`,
+        one hop for the istft decoder) on the first call; `decode_flush` returns what is still held."""
         with self._bound(state):
             self._stream_state()
             return self.decode(codes)
+
+    def decode_flush(self, state: StreamState | None = None) -> torch.Tensor:
+        """The samples [B, 1, decoder_lag or 0] the decoder still holds at the end of a stream (the offline
+        decode's last hop); nothing for a decoder without lag."""
+        with self._bound(state):
+            stream = self._stream_state()
+            if isinstance(self.decoder, FrameDecoder):
+                return self.decoder.flush()
+            return stream.pending.new_zeros(stream.pending.shape[0], 1, 0)
 
     def _bound(self, state: StreamState | None):
         return nullcontext() if state is None else self.bind(state)

@@ -39,6 +39,7 @@ class QuantizerOutput:
     quantized: torch.Tensor  # [B, D, T] sum of the kept levels' code vectors
     codes: torch.Tensor  # [B, K', T] indices of the levels that ran (K' = requested codebooks)
     commitment_loss: torch.Tensor  # scalar
+    first_level: torch.Tensor  # [B, D, T] the first level's code vectors (what a phonetic head reads)
 
 
 class ResidualQuantizer(nn.Module):
@@ -82,21 +83,23 @@ class ResidualQuantizer(nn.Module):
         In training mode, quantizer dropout additionally keeps, for a random share of the items,
         only the first n ~ U{1..k} levels of the output (the codes of every level are still returned).
         `levels` [B] gives those choices (`dropout_levels`, drawn by the data pipeline, so they do not
-        depend on how a batch is split across processes); by default they are drawn here.
+        depend on how a batch is split across processes; honoured in eval mode too, where the codebooks
+        stay fixed: a decoder trained for a frozen quantizer); by default they are drawn here.
         """
         k = self._check(num_codebooks)
         x = rearrange(latent, "b d t -> b t d")
         residual = x
         quantized = torch.zeros_like(x)
-        if not self.training:
-            keep = torch.full((x.shape[0],), k, device=x.device)
-        elif levels is not None:
+        if levels is not None:
             keep = levels.to(x.device).clamp(max=k)
+        elif not self.training:
+            keep = torch.full((x.shape[0],), k, device=x.device)
         else:
             keep = self.dropout_levels(x.shape[0], k).to(x.device)  # [B] levels kept per item
-        codes, losses = [], []
+        codes, losses, first = [], [], None
         for i, level in enumerate(self.levels[:k]):
             q, idx, loss = level(residual)
+            first = q if first is None else first
             residual = residual - q.detach()
             mask = (keep > i).to(q.dtype)[:, None, None]
             quantized = quantized + q * mask
@@ -106,6 +109,7 @@ class ResidualQuantizer(nn.Module):
             quantized=rearrange(quantized, "b t d -> b d t"),
             codes=torch.stack(codes, dim=1),
             commitment_loss=torch.stack(losses).sum(),
+            first_level=rearrange(first, "b t d -> b d t"),
         )
 
     def dropout_levels(self, batch: int, k: int | None = None,

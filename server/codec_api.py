@@ -39,6 +39,7 @@ def decode_chunked(codec: Codec, codes: torch.Tensor) -> torch.Tensor:
     state, codes = codec.new_stream(1), codes.to(next(codec.parameters()).device)
     parts = [codec.decode_step(codes[None, :, i:i + CHUNK_FRAMES], state)[0, 0].cpu()
              for i in range(0, codes.shape[-1], CHUNK_FRAMES)]
+    parts.append(codec.decode_flush(state)[0, 0].cpu())
     return torch.cat(parts)
 
 

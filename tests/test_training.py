@@ -107,3 +107,39 @@ def test_shipped_recipes_build(name):
     recipe = codec_recipe(load_recipe_dict(name))
     codec = Codec(recipe.model)
     assert codec.sample_rate % 1 == 0 and codec.hop_length == recipe.model.hop_length
+
+
+def test_new_decoder_for_a_frozen_token_space(corpus, tmp_path, tiny_codec):
+    """An istft decoder trained over a loaded, frozen encoder and quantizer: only the decoder moves, the token
+    space (and so the fingerprint every token file, voice and LM records) stays the one it was loaded from."""
+    from sonorant.training.recipe import load_recipe_dict
+
+    tiny_codec.save_pretrained(tmp_path / "init")
+    data = load_recipe_dict("codec-tiny")
+    data["model"].update(decoder="istft", decoder_blocks=2)
+    data["train"].update(frozen=["encoder", "quantizer"], max_steps=2)
+    config = tmp_path / "istft.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = train_codec(str(config), corpus, tmp_path / "run", init_from=tmp_path / "init", quiet=True)
+    assert {"amplitude", "phase", "group_delay", "phase_time", "complex", "consistency", "level"} <= set(result.metrics)
+    export_run(tmp_path / "run", tmp_path / "release")
+    trained = Codec.from_pretrained(tmp_path / "release")
+    assert trained.config.decoder == "istft"
+    before, after = tiny_codec.state_dict(), trained.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quantizer.")))
+    fresh = Codec(trained.config).state_dict()
+    assert not torch.equal(after["decoder.head.weight"], fresh["decoder.head.weight"])
+    assert trained.fingerprint == tiny_codec.fingerprint
+    wav = torch.from_numpy(tone(0.5, seed=3))[None, None]
+    assert torch.equal(trained.encode(wav), tiny_codec.encode(wav))
+
+
+def test_frozen_parts_need_init_from(corpus, tmp_path, capsys):
+    from sonorant.training.recipe import load_recipe_dict
+
+    data = load_recipe_dict("codec-tiny")
+    data["train"]["frozen"] = ["encoder"]
+    config = tmp_path / "frozen.yaml"
+    config.write_text(yaml.safe_dump(data))
+    assert run(["train", "codec", "--config", config, "--data", corpus, "--out", tmp_path / "r"]) == 2
+    assert "--init-from" in capsys.readouterr().err

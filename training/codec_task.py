@@ -16,7 +16,15 @@ from torch import nn
 
 from ..codec import Codec
 from ..codec.discriminators import Discriminator
-from ..codec.losses import MultiScaleMelLoss, discriminator_loss, feature_matching_loss, generator_loss
+from ..codec.errors import SonorantError
+from ..codec.losses import (
+    MultiScaleMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    level_loss,
+    spectral_losses,
+)
 from ..codec.quantizer import dropout_levels
 from ..data.segments import SegmentDataset, audio_files
 from .batching import MicroBatch, rank_parts
@@ -26,6 +34,9 @@ from .trainer import Trainer
 
 VALID_ITEMS = 16
 VALID_SECONDS = 2.0
+PARTS = ("encoder", "quantizer", "decoder")
+SPECTRAL_WEIGHTS = {"amplitude": "amplitude_weight", "phase": "phase_weight", "group_delay": "phase_weight",
+                    "phase_time": "phase_weight", "complex": "complex_weight", "consistency": "consistency_weight"}
 
 
 @dataclass
@@ -45,7 +56,15 @@ class CodecTask:
         device = world.device
         self.codec = (codec if codec is not None else Codec(recipe.model)).to(device)
         if init_from is not None:
-            self.codec.load_state_dict(Codec.from_pretrained(init_from).state_dict())
+            load_parts(self.codec, Codec.from_pretrained(init_from))
+        self.frozen = recipe.train.frozen
+        unknown = set(self.frozen) - set(PARTS)
+        if unknown:
+            raise SonorantError(f"train.frozen: unknown parts {sorted(unknown)}; the codec's parts are {PARTS}")
+        if self.frozen and init_from is None:
+            raise SonorantError("train.frozen keeps parts as --init-from loaded them: give --init-from MODEL_DIR")
+        for name in self.frozen:
+            getattr(self.codec, name).requires_grad_(False)
         sr = self.codec.sample_rate
         segment = int(recipe.train.segment_seconds * sr)
         segment -= segment % self.codec.hop_length
@@ -70,7 +89,8 @@ class CodecTask:
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         t = self.recipe.train
-        return {name: torch.optim.AdamW(module.parameters(), t.lr, t.betas, weight_decay=t.weight_decay)
+        return {name: torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], t.lr, t.betas,
+                                        weight_decay=t.weight_decay)
                 for name, module in self.modules().items()}
 
     def next_batch(self, step: int) -> list[MicroBatch[CodecParts]]:
@@ -91,6 +111,8 @@ class CodecTask:
         loss_cfg = self.recipe.loss
         wav, share = micro.data.wav, micro.data.share
         metrics: dict[str, float] = {}
+        for name in self.frozen:  # eval mode: fixed codebooks (no EMA update, no dead-code replacement)
+            getattr(self.codec, name).eval()
         with trainer.autocast():
             out = trainer.model("codec")(wav, levels=micro.data.levels)
         adversarial = self.discriminator is not None and trainer.step >= loss_cfg.discriminator_start_step
@@ -101,8 +123,20 @@ class CodecTask:
                 d_loss = discriminator_loss(real.logits, fake.logits)
             metrics["discriminator"] = float(d_loss.detach())
             trainer.optimize("discriminator", d_loss * share)
-        mel = self.mel_loss(out.audio, wav)
-        loss = loss_cfg.mel_weight * mel + loss_cfg.commitment_weight * out.losses["commitment"]
+        # The istft decoder's last hop waits for a frame the crop does not have: it is left out.
+        lag = self.codec.config.decoder_lag if isinstance(self.codec, Codec) else 0
+        audio, target = (out.audio[..., :-lag], wav[..., :-lag]) if lag else (out.audio, wav)
+        mel = self.mel_loss(audio, target)
+        loss = loss_cfg.mel_weight * mel
+        if "quantizer" not in self.frozen:
+            loss = loss + loss_cfg.commitment_weight * out.losses["commitment"]
+        if out.spectrum is not None:
+            for name, value in spectral_losses(out.spectrum, out.audio, wav, self.codec.hop_length).items():
+                loss = loss + getattr(loss_cfg, SPECTRAL_WEIGHTS[name]) * value
+                metrics[name] = float(value.detach())
+            level = level_loss(audio, target)
+            loss = loss + loss_cfg.level_weight * level
+            metrics["level"] = float(level.detach())
         if "codebook" in out.losses:  # codebooks learnt by gradient (DAC's quantizer)
             loss = loss + out.losses["codebook"]
             metrics["codebook"] = float(out.losses["codebook"].detach())
@@ -136,6 +170,7 @@ class CodecTask:
             if k <= self.codec.num_codebooks:
                 out = self.codec(self.valid_batch, num_codebooks=k)
                 metrics[f"mel/{k}"] = float(self.mel_loss(out.audio, self.valid_batch))
+                metrics[f"level/{k}"] = float(level_loss(out.audio, self.valid_batch))
         metrics.update({f"codebook/{k}": v for k, v in out.metrics.items()})
         return metrics
 
@@ -144,3 +179,15 @@ class CodecTask:
         wav = self.valid_batch[:1]
         out = self.codec(wav)
         return {"valid/reconstruction": out.audio, "valid/original": wav}
+
+
+def load_parts(codec: nn.Module, source: Codec) -> None:
+    """Load `source`'s weights into `codec` part by part (encoder, quantizer, decoder): a part whose
+    architecture differs (a new decoder over an existing token space) keeps its fresh weights."""
+    loaded = source.state_dict()
+    own = codec.state_dict()
+    for part in PARTS:
+        keys = [k for k in own if k.startswith(part + ".")]
+        if all(k in loaded and loaded[k].shape == own[k].shape for k in keys) and \
+                not any(k.startswith(part + ".") and k not in own for k in loaded):
+            getattr(codec, part).load_state_dict({k.removeprefix(part + "."): loaded[k] for k in keys})

@@ -27,6 +27,9 @@ class TrainConfig:
     speakers: tuple[str, ...] = ()
     prompt_frames: tuple[int, int] = (150, 500)  # LM: voice prompt length range in frames (3-10 s at 50 Hz)
     segment_seconds: float = 1.0
+    # Codec: modules kept as loaded from --init-from (e.g. ["encoder", "quantizer"]: a new decoder for an
+    # existing token space, so token files and LMs made with the old codec stay valid).
+    frozen: tuple[str, ...] = ()
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)
     weight_decay: float = 0.0
@@ -56,3 +59,9 @@ class CodecLossConfig:
     feature_matching_weight: float = 2.0
     discriminator_start_step: int = 0
     discriminator_channels: int = 16
+    # The istft decoder's spectral losses (`codec.losses.spectral_losses`) and the level term.
+    amplitude_weight: float = 1.0
+    phase_weight: float = 1.0  # each of phase, group delay, phase time difference
+    complex_weight: float = 5.0
+    consistency_weight: float = 5.0
+    level_weight: float = 1.0

@@ -51,7 +51,8 @@ def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, i
     with synth.codec.streaming(batch_size=1):
         head = synth.codec.decode_step(codes)[0, 0].cpu()  # also warms the decoder up on the context
         chunks = [c.samples for c in synth.render(generation, info, options, start)]
-    samples = torch.cat(([head] if include_prompt else []) + chunks)
+    # Without the prompt, the decoder's lag is the prompt's last hop, still held when generation began.
+    samples = torch.cat([head, *chunks]) if include_prompt else torch.cat(chunks)[synth.codec.config.decoder_lag:]
     info.synthesis_s = time.perf_counter() - start
     return Audio(samples.clamp(-1, 1), synth.sample_rate, info)
 

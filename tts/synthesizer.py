@@ -241,6 +241,7 @@ class Synthesizer:
         each chunk carries the words that ended in it."""
         if warmup is not None:
             self.codec.decode_step(warmup.to(self.device), state)
+            self.codec.decode_flush(state)  # the hop it holds is the prompt's: the new audio starts after it
         pending: list[torch.Tensor] = []
         for frame in generation:
             if not bool(frame.valid[0]):
@@ -255,17 +256,21 @@ class Synthesizer:
                 pending = []
         if words is not None:
             words.finish()
-        if pending or (words is not None and words.ready):
-            yield self._decode(pending, info, start, index, words, state)
+        if pending or self.codec.config.decoder_lag or (words is not None and words.ready):
+            yield self._decode(pending, info, start, index, words, state, final=True)
         info.ended.append(bool(generation.ended[0]))
 
     def _decode(self, frames: list[torch.Tensor], info: SynthesisInfo, start: float, index: int,
-                words: PieceWords | None = None, state: StreamState | None = None) -> AudioChunk:
+                words: PieceWords | None = None, state: StreamState | None = None,
+                final: bool = False) -> AudioChunk:
+        """The audio of `frames`; `final`: with what the decoder still holds (the piece's last hop)."""
+        parts = []
         if frames:
             codes = torch.stack(frames, dim=-1)[None]  # [1, K, n]
-            audio = self.codec.decode_step(codes, state)[0, 0].clamp(-1, 1).cpu()
-        else:
-            audio = torch.zeros(0)
+            parts.append(self.codec.decode_step(codes, state)[0, 0])
+        if final:
+            parts.append(self.codec.decode_flush(state)[0, 0])
+        audio = torch.cat(parts).clamp(-1, 1).cpu() if parts else torch.zeros(0)
         if info.first_audio_s is None:
             info.first_audio_s = time.perf_counter() - start
         done = words.take() if words is not None else []
