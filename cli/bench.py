@@ -8,13 +8,16 @@ from pathlib import Path
 
 import typer
 
+from .flags import finite
+
 app = typer.Typer(help="Speed benchmarks on this machine.", no_args_is_help=True)
 
 
 @app.command()
 def codec(
     model: Path = typer.Option(None, "--model", help="Codec or bundle directory (default: the shipped codec)."),
-    seconds: float = typer.Option(60.0, "--seconds", min=1.0, max=3600.0, help="Audio duration to time."),
+    seconds: float = typer.Option(60.0, "--seconds", callback=finite, min=1.0, max=3600.0,
+                                  help="Audio duration to time."),
     repeats: int = typer.Option(3, "--repeats", min=1),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
@@ -165,7 +168,7 @@ def train(
 def codec_train(
     data: Path = typer.Option(..., "--data", help="Corpus (manifest or folder): trains on its train split and "
                                                   "scores on its test split."),
-    budget_minutes: float = typer.Option(..., "--budget-minutes", min=0.01, max=10000.0,
+    budget_minutes: float = typer.Option(..., "--budget-minutes", callback=finite, min=0.01, max=10000.0,
                                          help="Training wall-clock minutes per architecture."),
     out: Path = typer.Option(Path("runs/codec-train"), "--out", help="Runs folder (one run per architecture)."),
     manifest: Path = typer.Option(None, "--manifest", help="Held-out audio: this manifest's test split "

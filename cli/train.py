@@ -17,6 +17,9 @@ def codec(
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, tensorboard, metrics)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from released codec weights (fine-tuning)."),
+    alignments: Path = typer.Option(None, "--alignments",
+                                    help="Token shards with phoneme durations (`data align`): labels of the phonetic "
+                                         "head of a recipe with model.phonetic_classes."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (under torchrun: one GPU per process)."),
     compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the training forward."),
@@ -27,7 +30,7 @@ def codec(
     from ..training.run import train_codec
 
     result = train_codec(config, data, out, resume=resume, init_from=init_from, max_steps=max_steps,
-                         device=device, quiet=quiet, compile=compile)
+                         device=device, quiet=quiet, compile=compile, alignments=alignments)
     if not quiet and result.rank == 0:
         summary = " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
         print(f"{out}: step {result.step}{' (resumed)' if result.resumed else ''} {summary}", file=sys.stderr)

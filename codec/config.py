@@ -48,6 +48,9 @@ class CodecConfig:
     # predict amplitude and phase spectra, then an inverse STFT (`istft_decoder.py`).
     decoder: str = "seanet"
     decoder_blocks: int = 8  # istft decoder: ConvNeXt blocks of width decoder_dim
+    # Classes of a frame-level phoneme head on the first quantizer level (0 = none): trained on the
+    # aligner's durations, it makes codebook 0 carry the phonetic content (`data/frame_labels.py`).
+    phonetic_classes: int = 0
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     def __post_init__(self) -> None:

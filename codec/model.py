@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .config import CodecConfig
 from .errors import ModelError
@@ -31,6 +32,7 @@ class CodecOutput:
     metrics: dict[str, float] = field(default_factory=dict)  # "perplexity/0", ..., "used/0", ...
     spectrum: FrameSpectrum | None = None  # the istft decoder's predicted spectra (its losses read them)
     first_level: torch.Tensor | None = None  # [B, D, T] the first quantizer level's code vectors
+    phoneme_logits: torch.Tensor | None = None  # [B, T, phonetic_classes] the phonetic head's, when it has one
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Codec(StreamingModule):
         self.encoder = Encoder(self.config)
         self.quantizer = ResidualQuantizer(self.config.latent_dim, self.config.quantizer)
         self.decoder = FrameDecoder(self.config) if self.config.decoder == "istft" else Decoder(self.config)
+        classes = self.config.phonetic_classes
+        self.phonetic = nn.Linear(self.config.latent_dim, classes) if classes else None
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -105,8 +109,18 @@ class Codec(StreamingModule):
         usage = codebook_usage(q.codes.detach(), self.codebook_size)
         metrics = {f"perplexity/{i}": float(p) for i, p in enumerate(usage.perplexity)}
         metrics.update({f"used/{i}": float(u) for i, u in enumerate(usage.used_fraction)})
+        logits = self.phonetic(q.first_level.transpose(1, 2)) if self.phonetic is not None else None
         return CodecOutput(audio=audio[..., :length], codes=q.codes, losses={"commitment": q.commitment_loss},
-                           metrics=metrics, spectrum=spectrum, first_level=q.first_level)
+                           metrics=metrics, spectrum=spectrum, first_level=q.first_level, phoneme_logits=logits)
+
+    @torch.no_grad()
+    def phonemes(self, codes: torch.Tensor) -> torch.Tensor:
+        """The phonetic head's class per frame [B, T] from codebook 0 alone (codes [B, K', T])."""
+        if self.phonetic is None:
+            raise ValueError("this codec has no phonetic head (phonetic_classes is 0)")
+        self._check_codes(codes)
+        first = self.quantizer.decode(codes[:, :1])  # [B, D, T]
+        return self.phonetic(first.transpose(1, 2)).argmax(-1)
 
     # -- offline inference ------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:

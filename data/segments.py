@@ -67,10 +67,18 @@ class SegmentDataset(Dataset):
         positions = torch.rand(count, generator=generator, dtype=torch.float64)
         return [Crop(int(i), float(p)) for i, p in zip(picks, positions, strict=True)]
 
-    def load(self, crop: Crop) -> torch.Tensor:
+    def _span(self, crop: Crop) -> tuple[int, int]:
+        """(start, length) of a crop in its file's own samples."""
         rate, frames = self.rates[crop.file], self.frames[crop.file]
         span = math.ceil(self.segment * rate / self.sample_rate)
-        start = int(crop.position * max(0, frames - span))
+        return int(crop.position * max(0, frames - span)), span
+
+    def start_seconds(self, crop: Crop) -> float:
+        return self._span(crop)[0] / self.rates[crop.file]
+
+    def load(self, crop: Crop) -> torch.Tensor:
+        rate = self.rates[crop.file]
+        start, span = self._span(crop)
         data, _ = read_span(self.files[crop.file], start, span)
         wav = resample(torch.from_numpy(data)[None], rate, self.sample_rate)[0, : self.segment]
         return torch.nn.functional.pad(wav, (0, self.segment - wav.shape[-1]))[None]

@@ -29,10 +29,11 @@ def upload_path(folder: str | Path, stem: str, suffix: str) -> Path:
 
 
 def check_voice_name(name: str, param: str = "voice") -> str:
-    """A voice name: letters, digits, '_', '-', '.' (no '..'), 1-64 characters; 400 otherwise."""
+    """A voice name (the voices' one naming rule, `NAME_PATTERN`): 1-64 letters, digits, '_' or '-', starting
+    with a letter or digit; 400 otherwise."""
     if not isinstance(name, str) or _CONTROL.search(name) or ".." in name or "/" in name or "\\" in name \
             or not NAME_PATTERN.match(name):
-        raise ApiError(400, f"{param} {name!r} is not a voice name: use 1-64 letters, digits, '_', '-' or '.', "
+        raise ApiError(400, f"{param} {name!r} is not a voice name: use 1-64 letters, digits, '_' or '-', "
                             "starting with a letter or digit", param=param, code="invalid_voice_name")
     return name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,14 @@ from sonorant.data.manifest import Item, write_manifest
 from sonorant.training.recipe import codec_recipe, load_recipe_dict
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Under pytest-xdist (`-n auto`), the workers share the cores: one thread each (and for the commands they
+# start), so no worker's OpenMP threads wait on another's.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+    torch.set_num_threads(_THREADS)
 EXAMPLE_WAV = REPO / "pretrained" / "examples" / "speech.wav"
 
 

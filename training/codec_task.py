@@ -26,9 +26,11 @@ from ..codec.losses import (
     spectral_losses,
 )
 from ..codec.quantizer import dropout_levels
-from ..data.segments import SegmentDataset, audio_files
+from ..data.frame_labels import IGNORE, FrameLabels, frame_labels
+from ..data.segments import Crop, SegmentDataset, audio_files
 from .batching import MicroBatch, rank_parts
 from .distributed import World
+from .lm_task import FRONTEND_FILE
 from .recipe import CodecRecipe
 from .trainer import Trainer
 
@@ -46,12 +48,14 @@ class CodecParts:
     wav: torch.Tensor  # [B, 1, N]
     levels: torch.Tensor  # [B]
     share: float
+    labels: torch.Tensor | None = None  # [B, T] phoneme class per frame (IGNORE where none), phonetic head only
 
 
 class CodecTask:
     def __init__(self, recipe: CodecRecipe, data: str | Path, world: World,
                  generator: torch.Generator, init_from: str | Path | None = None,
-                 codec: nn.Module | None = None) -> None:
+                 codec: nn.Module | None = None, alignments: str | Path | None = None,
+                 out: str | Path | None = None) -> None:
         self.recipe, self.world, self.device, self.generator = recipe, world, world.device, generator
         device = world.device
         self.codec = (codec if codec is not None else Codec(recipe.model)).to(device)
@@ -71,12 +75,38 @@ class CodecTask:
         self.train_data = SegmentDataset(audio_files(data, "train"), sr, segment)
         valid_files = audio_files(data, "valid") or audio_files(data, "train")[:VALID_ITEMS]
         valid = SegmentDataset(valid_files[:VALID_ITEMS], sr, int(VALID_SECONDS * sr))
+        self.labels = self._labels(data, alignments)
+        if self.labels is not None and out is not None and world.rank == 0:  # the classes, exported with the codec
+            Path(out).mkdir(parents=True, exist_ok=True)
+            self.labels.frontend.save(Path(out) / FRONTEND_FILE)
         # A fixed validation batch: the same crops at every evaluation, comparable across steps.
-        self.valid_batch = valid.sample(VALID_ITEMS, torch.Generator().manual_seed(1234)).to(device)
+        valid_crops = valid.draw(VALID_ITEMS, torch.Generator().manual_seed(1234))
+        self.valid_batch = valid.batch(valid_crops).to(device)
+        self.valid_labels = self._crop_labels(valid, valid_crops)
         self.mel_loss = MultiScaleMelLoss(sr).to(device)
         self.discriminator: Discriminator | None = None
         if recipe.loss.adversarial:
             self.discriminator = Discriminator(channels=recipe.loss.discriminator_channels).to(device)
+
+    def _labels(self, data: str | Path, alignments: str | Path | None) -> FrameLabels | None:
+        classes = getattr(getattr(self.codec, "config", None), "phonetic_classes", 0)
+        if not classes:
+            return None
+        if alignments is None:
+            raise SonorantError("the codec's phonetic head learns from phoneme durations: give --alignments SHARDS "
+                                "(the token shards `sonorant data align` wrote them to)")
+        labels = frame_labels(data, alignments)
+        if labels.frontend.size > classes:
+            raise SonorantError(f"the alignments' phoneme vocabulary has {labels.frontend.size} symbols, more than "
+                                f"model.phonetic_classes ({classes})")
+        return labels
+
+    def _crop_labels(self, dataset: SegmentDataset, crops: list[Crop]) -> torch.Tensor | None:
+        if self.labels is None:
+            return None
+        frames = dataset.segment // self.codec.hop_length
+        return torch.stack([self.labels.crop(dataset.files[c.file], dataset.start_seconds(c), frames,
+                                             self.codec.frame_rate) for c in crops]).to(self.device)
 
     def modules(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"codec": self.codec}
@@ -102,8 +132,10 @@ class CodecTask:
         frames = self.train_data.segment // self.codec.hop_length * self.codec.num_codebooks
         parts = []
         for positions in rank_parts([1] * t.batch_size, self.world.world_size, self.world.rank, t.micro_batch_size):
-            wav = self.train_data.batch([crops[p] for p in positions]).to(self.device)
-            data = CodecParts(wav, levels[positions], len(positions) / t.batch_size)
+            mine = [crops[p] for p in positions]
+            wav = self.train_data.batch(mine).to(self.device)
+            data = CodecParts(wav, levels[positions], len(positions) / t.batch_size,
+                              self._crop_labels(self.train_data, mine))
             parts.append(MicroBatch(data, items=len(positions), tokens=len(positions) * frames))
         return parts
 
@@ -130,6 +162,10 @@ class CodecTask:
         loss = loss_cfg.mel_weight * mel
         if "quantizer" not in self.frozen:
             loss = loss + loss_cfg.commitment_weight * out.losses["commitment"]
+        if out.phoneme_logits is not None and micro.data.labels is not None:
+            phonetic, accuracy = phonetic_loss(out.phoneme_logits, micro.data.labels)
+            loss = loss + loss_cfg.phonetic_weight * phonetic
+            metrics.update(phonetic=float(phonetic.detach()), phonetic_accuracy=accuracy)
         if out.spectrum is not None:
             for name, value in spectral_losses(out.spectrum, out.audio, wav, self.codec.hop_length).items():
                 loss = loss + getattr(loss_cfg, SPECTRAL_WEIGHTS[name]) * value
@@ -171,6 +207,8 @@ class CodecTask:
                 out = self.codec(self.valid_batch, num_codebooks=k)
                 metrics[f"mel/{k}"] = float(self.mel_loss(out.audio, self.valid_batch))
                 metrics[f"level/{k}"] = float(level_loss(out.audio, self.valid_batch))
+        if out.phoneme_logits is not None and self.valid_labels is not None:
+            metrics["phonetic_accuracy"] = phonetic_loss(out.phoneme_logits, self.valid_labels)[1]
         metrics.update({f"codebook/{k}": v for k, v in out.metrics.items()})
         return metrics
 
@@ -191,3 +229,14 @@ def load_parts(codec: nn.Module, source: Codec) -> None:
         if all(k in loaded and loaded[k].shape == own[k].shape for k in keys) and \
                 not any(k.startswith(part + ".") and k not in own for k in loaded):
             getattr(codec, part).load_state_dict({k.removeprefix(part + "."): loaded[k] for k in keys})
+
+
+def phonetic_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Cross-entropy of the phonetic head [B, T, C] against frame labels [B, T] (IGNORE frames left out), and
+    its accuracy on the labelled frames (NaN without any)."""
+    labelled = labels != IGNORE
+    if not labelled.any():
+        return logits.sum() * 0.0, float("nan")
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+    accuracy = (logits.argmax(-1) == labels)[labelled].float().mean()
+    return loss, float(accuracy)

@@ -65,3 +65,4 @@ class CodecLossConfig:
     complex_weight: float = 5.0
     consistency_weight: float = 5.0
     level_weight: float = 1.0
+    phonetic_weight: float = 1.0  # the phonetic head's cross-entropy (model.phonetic_classes > 0)

@@ -83,13 +83,14 @@ def _overrides(strategy: str | None, compile: bool | None) -> dict:
 def train_codec(config: str, data: str | Path, out: str | Path, resume: bool = False,
                 init_from: str | Path | None = None, max_steps: int | None = None,
                 device: str | None = None, quiet: bool = False, strategy: str | None = None,
-                compile: bool | None = None) -> TrainResult:
-    """Train a codec in this process, or in each process of a torchrun job (then as one DDP run)."""
+                compile: bool | None = None, alignments: str | Path | None = None) -> TrainResult:
+    """Train a codec in this process, or in each process of a torchrun job (then as one DDP run).
+    `alignments`: token shards with phoneme durations (`data align`), for a codec with a phonetic head."""
     out = Path(out)
     with joined(device) as world:
         recipe = _run_recipe(config, out, resume, lambda d: codec_recipe(d, _overrides(strategy, compile)))
         generator = _seeded(recipe)
-        task = CodecTask(recipe, data, world, generator, init_from=init_from)
+        task = CodecTask(recipe, data, world, generator, init_from=init_from, alignments=alignments, out=out)
         return _fit(task, recipe, out, world, generator, resume, max_steps, quiet, sample_rate=recipe.model.sample_rate)
 
 
@@ -167,4 +168,7 @@ def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path
     recipe = codec_recipe(data)
     codec = Codec(recipe.model)
     codec.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["codec"])
-    return codec.save_pretrained(out)
+    directory = codec.save_pretrained(out)
+    if (run_dir / FRONTEND_FILE).is_file():  # the phonetic head's classes
+        TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
+    return directory

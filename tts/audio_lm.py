@@ -48,9 +48,9 @@ def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, i
     frames = max(1, round(seconds * synth.codec.frame_rate))
     generation = Generation(synth.lm, cond, _sampling(options, frames), prefix=codes)
     info = SynthesisInfo(mode="continuation")
-    with synth.codec.streaming(batch_size=1):
-        head = synth.codec.decode_step(codes)[0, 0].cpu()  # also warms the decoder up on the context
-        chunks = [c.samples for c in synth.render(generation, info, options, start)]
+    state = synth.codec.new_stream(1)  # this call's own decoder state: concurrent calls never share it
+    head = synth.codec.decode_step(codes, state)[0, 0].cpu()  # also warms the decoder up on the context
+    chunks = [c.samples for c in synth.render(generation, info, options, start, state=state)]
     # Without the prompt, the decoder's lag is the prompt's last hop, still held when generation began.
     samples = torch.cat([head, *chunks]) if include_prompt else torch.cat(chunks)[synth.codec.config.decoder_lag:]
     info.synthesis_s = time.perf_counter() - start
@@ -79,7 +79,6 @@ def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0
     frames = max(1, round(seconds * synth.codec.frame_rate))
     generation = Generation(synth.lm, cond, _sampling(options, frames))
     info = SynthesisInfo(mode="caption")
-    with synth.codec.streaming(batch_size=1):
-        chunks = [c.samples for c in synth.render(generation, info, options, start)]
+    chunks = [c.samples for c in synth.render(generation, info, options, start, state=synth.codec.new_stream(1))]
     info.synthesis_s = time.perf_counter() - start
     return Audio(torch.cat(chunks) if chunks else torch.zeros(0), synth.sample_rate, info)
