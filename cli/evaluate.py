@@ -49,6 +49,8 @@ def codec(
                                                   "eval extra) on items with a text, and on the originals."),
     group: str = typer.Option(None, "--group", help="Only items of one group: speech, speech-real (recorded "
                                                     "human voices), music or sound."),
+    similarity: bool = typer.Option(False, "--similarity", help="Also the resemblyzer speaker similarity of round "
+                                                                "trip and original (speech)."),
 ) -> None:
     """PESQ-WB, STOI (speech only), mel and STFT distances, SI-SDR and codebook use, per bitrate."""
     from rich.progress import Progress
@@ -66,12 +68,17 @@ def codec(
         from ..evaluation.asr import WhisperASR
 
         recognizer = WhisperASR()
+    speaker = None
+    if similarity:
+        from ..evaluation.speaker import SpeakerEncoder
+
+        speaker = SpeakerEncoder()
     with Progress() as progress:
         bar = progress.add_task("evaluating", total=None)
         examples: dict = {}
         scores = evaluate_codec(codec_model, manifest, codebooks, split, max_items,
                                 progress=lambda: progress.advance(bar), asr=recognizer, examples=examples,
-                                group=group)
+                                group=group, speaker=speaker)
     label = f"{scores[0].items} {group or 'all'} items of the {split} split of `{manifest.parent.name}/{manifest.name}`"
     out = write_codec_report(scores, report, {"kind": "eval-codec", "meta": provenance(device),
                                               "model": str(codec_dir(model)), "manifest": str(manifest),

@@ -37,13 +37,16 @@ class CodecScore:
     reference_wer: float | None = None  # the same ASR on the original audio: the floor to compare with
     dnsmos: float | None = None  # DNSMOS overall (distortion proxy, speech only), with speechmos installed
     reference_dnsmos: float | None = None  # the same on the original audio
+    speaker_similarity: float | None = None  # resemblyzer cosine of round trip and original (speech, --similarity)
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
                    max_items: int = 50, progress=None, asr=None, examples: dict | None = None,
-                   group: str | None = None) -> list[CodecScore]:
+                   group: str | None = None, speaker=None) -> list[CodecScore]:
     """Score the round trips of a manifest's `split` items at each codebook count; with `asr` (an object
-    with `transcribe(audio16k) -> str`), also the word error rate on items that have a text. `examples`, if
+    with `transcribe(audio16k) -> str`), also the word error rate on items that have a text; with `speaker`
+    (an object with `similarity(a, b, sample_rate)`), the speaker similarity of round trip and original
+    (speech). `examples`, if
     given, receives the first item's reference ("reference") and reconstruction per codebook count. `group`
     keeps only items of one group (see `item_group`)."""
     manifest = Path(manifest)
@@ -78,6 +81,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
                 "stft_distance": M.stft_distance(r.astype(np.float32), e.astype(np.float32)),
                 "si_sdr": M.si_sdr(r, e),
                 "dnsmos": M.dnsmos(e, sr) if with_dnsmos else None,
+                "speaker_similarity": speaker.similarity(r, e, sr) if speaker is not None and speech else None,
             })
             if progress:
                 progress()
@@ -94,6 +98,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             used_fraction=[round(float(u), 3) for u in usage.used_fraction],
             wer=_wer(asr, [(outputs[i], text) for i, text in transcribed]) if transcribed else None,
             reference_wer=reference_wer, dnsmos=mean("dnsmos"), reference_dnsmos=reference_dnsmos,
+            speaker_similarity=mean("speaker_similarity"),
         ))
     return scores
 
@@ -135,15 +140,18 @@ def score_table(scores: list[CodecScore]) -> list[str]:
     """Markdown rows, one per codebook count, with the reference figures (WER, DNSMOS) below."""
     with_wer = any(s.wer is not None for s in scores)
     with_mos = any(s.dnsmos is not None for s in scores)
+    with_sim = any(s.speaker_similarity is not None for s in scores)
     lines = ["| codebooks | kbps | PESQ-WB | STOI | mel dist | STFT dist | SI-SDR (dB) | mean perplexity |"
-             + (" WER % |" if with_wer else "") + (" DNSMOS |" if with_mos else ""),
-             "|---|---|---|---|---|---|---|---|" + ("---|" if with_wer else "") + ("---|" if with_mos else "")]
+             + (" WER % |" if with_wer else "") + (" DNSMOS |" if with_mos else "") + (" SIM |" if with_sim else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if with_wer else "") + ("---|" if with_mos else "")
+             + ("---|" if with_sim else "")]
     for s in scores:
         pesq = f"{s.pesq_wb:.2f}" if s.pesq_wb is not None else "-"
         stoi = f"{s.stoi:.3f}" if s.stoi is not None else "-"
         lines.append(f"| {s.codebooks} | {s.kbps:g} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
                      f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {np.mean(s.perplexity):.0f} |"
-                     + (f" {s.wer:.1f} |" if with_wer else "") + (f" {s.dnsmos:.2f} |" if with_mos else ""))
+                     + (f" {s.wer:.1f} |" if with_wer else "") + (f" {s.dnsmos:.2f} |" if with_mos else "")
+                     + (f" {s.speaker_similarity:.3f} |" if with_sim else ""))
     if with_wer:
         lines.append(f"\nWER of the same ASR on the original audio: {scores[0].reference_wer:.1f} %")
     if with_mos:

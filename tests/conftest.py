@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ if _WORKERS > 1:
     _THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
     os.environ["OMP_NUM_THREADS"] = str(_THREADS)
     torch.set_num_threads(_THREADS)
+# Saved voices go to a folder of this test process, never to the user's (and never to another worker's).
+os.environ.setdefault("SONORANT_HOME", tempfile.mkdtemp(prefix="sonorant-tests-"))
 EXAMPLE_WAV = REPO / "pretrained" / "examples" / "speech.wav"
 
 

@@ -37,15 +37,16 @@ def test_eval_codec_report(tiny_codec, tmp_path):
                           split="test"))
     write_manifest(tmp_path / "m.jsonl", items)
     assert run(["eval", "codec", "--model", model, "--manifest", tmp_path / "m.jsonl", "--report", tmp_path / "r",
-                "--codebooks", "1", "--codebooks", "4"]) == 0
+                "--codebooks", "1", "--codebooks", "4", "--similarity"]) == 0
     scores = json.loads((tmp_path / "r" / "metrics.json").read_text())["scores"]
     assert [s["codebooks"] for s in scores] == [1, 4]
+    assert all(-1.0 <= s["speaker_similarity"] <= 1.0 for s in scores)
     assert all(s["items"] == 2 and -0.5 <= s["pesq_wb"] <= 4.7 and len(s["perplexity"]) == s["codebooks"]
                for s in scores)
     if M.dnsmos_available():
         assert all(1.0 <= s["dnsmos"] <= 5.0 and 1.0 <= s["reference_dnsmos"] <= 5.0 for s in scores)
     report = (tmp_path / "r" / "report.md").read_text()
-    assert "| 4 |" in report
+    assert "| 4 |" in report and "SIM |" in report
     if plots_available():  # matplotlib comes with the dev extras
         for figure in ("quality_vs_bitrate.png", "spectrograms.png"):
             assert (tmp_path / "r" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure in report
