@@ -100,13 +100,20 @@ def test_export_of_a_non_run_fails(tmp_path, capsys):
     assert "not a training run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["codec-16k", "codec-24k", "codec-44k"])
-def test_shipped_recipes_build(name):
+@pytest.mark.parametrize(("name", "frame_rate", "kbps", "latency_ms"), [
+    ("codec-16k", 50.0, 4.0, 20.0), ("codec-16k-decoder", 50.0, 4.0, 40.0), ("codec-24k", 75.0, 6.0, 13.3),
+    ("codec-44k", 86.1, 7.75, 11.6)])
+def test_shipped_recipes_build(name, frame_rate, kbps, latency_ms):
+    """Each shipped recipe builds the codec its comment promises, and that codec keeps a clip's length."""
     from sonorant.training.recipe import codec_recipe, load_recipe_dict
 
     recipe = codec_recipe(load_recipe_dict(name))
-    codec = Codec(recipe.model)
-    assert codec.sample_rate % 1 == 0 and codec.hop_length == recipe.model.hop_length
+    codec = Codec(recipe.model).eval()
+    assert round(codec.frame_rate, 1) == frame_rate and round(codec.config.bitrate() / 1000, 2) == kbps
+    assert round(codec.config.algorithmic_latency_ms, 1) == latency_ms
+    wav = 0.1 * torch.randn(1, 1, codec.hop_length * 3 + 7)
+    with torch.no_grad():
+        assert codec(wav).audio.shape == wav.shape
 
 
 def test_new_decoder_for_a_frozen_token_space(corpus, tmp_path, tiny_codec):
