@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..codec.release import load_release, release_fingerprint, save_release
+from ..core.release import load_release, release_fingerprint, save_release
 from .config import AlignerConfig
 from .features import LogMel
 from .search import beta_binomial_prior, durations_of, hard_alignment
@@ -123,8 +123,8 @@ class Aligner(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> Aligner:
         config, tensors = load_release(directory, KIND)
         config.pop("extra", None)
-        from ..codec.errors import ModelError
-        from ..codec.release import load_weights
+        from ..core.errors import ModelError
+        from ..core.release import load_weights
 
         try:
             model = cls(AlignerConfig.from_dict(config))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from ..codec.atomic import atomic_write
-from ..codec.output import check_output_path
+from ..core.atomic import atomic_write
+from ..core.output import check_output_path
 
 
 def align(
@@ -21,7 +21,7 @@ def align(
 ) -> None:
     """Forced alignment: when each word and phoneme of TEXT is spoken in AUDIO, as JSON
     {"words": [{"word", "start", "end"}], "phonemes": [{"phoneme", "start", "end"}]} in seconds."""
-    from ..codec.audio import audio_info
+    from ..core.audio import audio_info
     from ..tts.frontend import check_speakable
 
     if text == "-":
@@ -31,7 +31,7 @@ def align(
     if json_out is not None:
         check_output_path(json_out, ".json")
     from ..align.forced import ForcedAligner
-    from ..codec.audio import load_audio
+    from ..core.audio import load_audio
 
     aligner = ForcedAligner.from_pretrained(model)
     wav = load_audio(audio, aligner.sample_rate, allow_silent=True)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import typer
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from . import align as align_cli
 from . import bench as bench_cli
 from . import codec as codec_cli

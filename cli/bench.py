@@ -185,7 +185,7 @@ def codec_train(
 ) -> None:
     """Train ours and the EnCodec and DAC architectures with the same trainer, data, losses and wall-clock
     budget, then score each on held-out audio at the same bitrate (PESQ / STOI on speech only)."""
-    from ..codec.errors import SonorantError
+    from ..core.errors import SonorantError
     from ..evaluation.bench_codec_train import RaceSettings, bench_codec_train, race_figure, race_table
     from ..evaluation.peers import default_venv
 
@@ -212,7 +212,7 @@ def results(
     check: bool = typer.Option(False, "--check", help="Only check that the README's block is up to date."),
 ) -> None:
     """Markdown tables from the --json files of bench and eval, each with its date, machine and command."""
-    from ..codec.errors import SonorantError
+    from ..core.errors import SonorantError
     from ..evaluation.results import DEFAULT_DIR, render_results, update_readme
 
     folder = folder or DEFAULT_DIR
@@ -239,7 +239,7 @@ def serve(
     json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
 ) -> None:
     """Load on `sonorant serve`: requests/s, latency percentiles, first-audio latency at 1, 4, 16 streams."""
-    from ..codec.errors import SonorantError
+    from ..core.errors import SonorantError
     from ..evaluation.bench_serve import bench_serve, load_table
 
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ..codec.device import check_device
-from ..codec.output import check_output_path
+from ..core.device import check_device
+from ..core.output import check_output_path
 from .flags import finite
 
 app = typer.Typer(help="Encode audio to tokens and decode tokens to audio.", no_args_is_help=True)
@@ -43,7 +43,7 @@ def encode(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Encode an audio file into a bit-packed token file (read block by block: long files fit in memory)."""
-    from ..codec.audio import audio_info
+    from ..core.audio import audio_info
 
     audio_info(src)
     check_output_path(out, ".stok")
@@ -85,7 +85,7 @@ def roundtrip(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Encode then decode an audio file: hear what the codec keeps at a bitrate."""
-    from ..codec.audio import audio_info
+    from ..core.audio import audio_info
 
     audio_info(src)
     check_output_path(out)

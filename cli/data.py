@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..codec.output import check_output_folder, check_output_path
+from ..core.output import check_output_folder, check_output_path
 from ..data.importers import CorpusKind, Domain, import_corpus
 from .flags import finite
 
@@ -113,8 +113,8 @@ def encode(
     """Encode a manifest's audio to token shards for LM training (under torchrun each rank takes its share)."""
     from rich.progress import Progress
 
-    from ..codec.device import check_device
     from ..codec.pretrained import codec_dir, load_codec
+    from ..core.device import check_device
     from ..data.manifest import read_manifest
 
     check_output_folder(out)

@@ -55,8 +55,8 @@ def codec(
     """PESQ-WB, STOI (speech only), mel and STFT distances, SI-SDR and codebook use, per bitrate."""
     from rich.progress import Progress
 
-    from ..codec.errors import SonorantError
     from ..codec.pretrained import codec_dir, load_codec
+    from ..core.errors import SonorantError
     from ..evaluation.codec_eval import GROUPS, evaluate_codec, write_codec_report
     from ..evaluation.provenance import provenance
 
@@ -117,7 +117,7 @@ def tts(
     """WER/CER, speaker similarity to the prompt, stop rate and speed per mode, next to the ground truth."""
     from rich.progress import Progress
 
-    from ..codec.errors import SonorantError
+    from ..core.errors import SonorantError
     from ..evaluation.provenance import provenance
     from ..evaluation.tts_eval import (
         MODES,
@@ -170,7 +170,7 @@ def tts(
 
 def _prompt_of(voice: str, text: str | None, bundle_voices) -> tuple[str, str | None]:
     """(wav, transcript) of `--voice`: a wav file (with --voice-text), or a voice in the bundle's voices/."""
-    from ..codec.errors import SonorantError
+    from ..core.errors import SonorantError
 
     if Path(voice).is_file():
         return str(Path(voice).resolve()), text

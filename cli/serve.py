@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 
 def serve(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import typer
 
-from ..codec.device import check_device
-from ..codec.errors import SonorantError
-from ..codec.output import check_output_folder, check_output_path
+from ..core.device import check_device
+from ..core.errors import SonorantError
+from ..core.output import check_output_folder, check_output_path
 from .flags import finite
 
 MAX_TEXT_CHARS = 100_000  # a book chapter; beyond that it is almost certainly the wrong file
@@ -127,7 +127,7 @@ def read_batch(path: Path, out: Path | None) -> list[Job]:
 def check_jobs(jobs: list[Job], bundle_voices: Path | None, frontend: Path) -> None:
     """Everything else about the jobs that can be wrong without running a model: voices, transcripts and
     languages. Raises SonorantError (prefixed with the batch line) before any model loads."""
-    from ..codec.audio import audio_info
+    from ..core.audio import audio_info
     from ..tts.frontend import TextFrontend
     from ..tts.prompt import check_transcript
     from ..tts.voices import read_voice, voice_source, voices_home
@@ -195,8 +195,8 @@ def speak(
     options = dict(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg,
                    max_seconds=max_seconds, speed=speed)
     device = check_device(device)
-    from ..codec.atomic import atomic_path
-    from ..codec.audio import write_audio
+    from ..core.atomic import atomic_path
+    from ..core.audio import write_audio
     from ..tts import Synthesizer
 
     synth = Synthesizer.from_pretrained(model, device=device)
@@ -262,8 +262,8 @@ def _report(quiet: bool, target: str, info, seconds: float) -> None:
 
 
 def _write(out: Path, audio, quiet: bool, what: str) -> None:
-    from ..codec.atomic import atomic_path
-    from ..codec.audio import write_audio
+    from ..core.atomic import atomic_path
+    from ..core.audio import write_audio
 
     if audio.samples.numel() == 0:
         raise SonorantError("the model produced no audio")
@@ -314,7 +314,7 @@ def continue_(
     quiet: bool = QuietOpt,
 ) -> None:
     """Continue any audio: the prompt (as the codec renders it) followed by what the LM makes of it."""
-    from ..codec.audio import audio_info
+    from ..core.audio import audio_info
     from ..tts.bundle import resolve_bundle
 
     audio_info(prompt)

@@ -21,7 +21,7 @@ def add(
     force: bool = typer.Option(False, "--force", help="Replace a voice of the same name."),
 ) -> None:
     """Clean, encode and save a voice prompt."""
-    from ..codec.audio import audio_info
+    from ..core.audio import audio_info
     from ..tts.bundle import resolve_bundle
     from ..tts.frontend import TextFrontend
     from ..tts.prompt import check_transcript

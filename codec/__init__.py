@@ -1,14 +1,13 @@
 """Streaming RVQ neural audio codec.
 
-The public names load on first use (PEP 562), so `sonorant.codec.errors` and the other light modules
+The public names load on first use (PEP 562), so `sonorant.codec.config` and its other light modules
 can be imported without torch: the CLI answers `--help` and user errors before any model code loads.
 """
 
-from .lazy import lazy_exports
+from ..core.lazy import lazy_exports
 
 _EXPORTS = {
     "CodecConfig": "config", "QuantizerConfig": "config",
-    "AudioError": "errors", "ModelError": "errors", "SonorantError": "errors", "TokenFileError": "errors",
     "AudioBatch": "model", "Codec": "model", "CodecOutput": "model", "CodesBatch": "model",
     "CodebookUsage": "usage", "codebook_usage": "usage",
 }

@@ -10,11 +10,11 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from .atomic import atomic_path
-from .audio import read_blocks
-from .errors import AudioError, SonorantError
+from ..core.atomic import atomic_path
+from ..core.audio import read_blocks
+from ..core.errors import AudioError, SonorantError
+from ..core.output import check_output_path
 from .model import Codec
-from .output import check_output_path
 from .tokenfile import TokenFile
 
 CHUNK_FRAMES = 250  # 5 s at 50 Hz: activations stay bounded whatever the file length

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.errors import ModelError
+from ..core.release import load_release, load_weights, release_fingerprint, save_release
 from .config import CodecConfig
-from .errors import ModelError
 from .istft_decoder import FrameDecoder, FrameSpectrum
 from .quantizer import ResidualQuantizer
-from .release import load_release, load_weights, release_fingerprint, save_release
 from .seanet import Decoder, Encoder
 from .streaming import StreamingModule, StreamState
 from .usage import codebook_usage

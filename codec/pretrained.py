@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelError
+from ..core.errors import ModelError
 
 if TYPE_CHECKING:
     import torch

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .atomic import atomic_write
-from .errors import TokenFileError
+from ..core.atomic import atomic_write
+from ..core.errors import TokenFileError
 
 if TYPE_CHECKING:
     import torch

@@ -17,9 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..codec.atomic import atomic_write
-from ..codec.audio import load_audio
-from ..codec.errors import AudioError, SonorantError
+from ..core.atomic import atomic_write
+from ..core.audio import load_audio
+from ..core.errors import AudioError, SonorantError
 from .encode import rank_and_world
 from .manifest import Item, read_manifest
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..codec.atomic import atomic_path, atomic_write
-from ..codec.errors import SonorantError
+from ..core.atomic import atomic_path, atomic_write
+from ..core.errors import SonorantError
 from .engines import Voice, available_voices, missing_engines, synthesize
 from .manifest import DOMAINS, Item, write_manifest
 from .music import Piece, compose, draw_piece, render, soundfont

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 
 @dataclass(frozen=True)

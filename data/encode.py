@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from ..codec import Codec
-from ..codec.audio import load_audio
-from ..codec.errors import AudioError
 from ..codec.files import encode_audio
+from ..core.audio import load_audio
+from ..core.errors import AudioError
 from .manifest import Item, of_speakers, read_manifest
 from .shards import CodecInfo, ShardError, ShardWriter, completed_ids, read_codec_info, shard_names, write_index
 

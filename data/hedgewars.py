@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..codec.atomic import atomic_path
+from ..core.atomic import atomic_path
 from .importers import CorpusError, ImportResult
 from .manifest import Item
 
@@ -46,7 +46,7 @@ LINES = {
 def _read(path: Path) -> np.ndarray:
     import torch
 
-    from ..codec.audio import load_audio
+    from ..core.audio import load_audio
 
     return load_audio(path, SAMPLE_RATE)[0].to(torch.float32).numpy()
 

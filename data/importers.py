@@ -19,7 +19,7 @@ from typing import Literal, get_args
 
 import soundfile
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from .manifest import DOMAINS, Item, write_manifest
 
 CorpusKind = Literal["libritts", "ljspeech", "vctk", "folder", "hedgewars"]

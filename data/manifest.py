@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codec.atomic import atomic_path
-from ..codec.errors import SonorantError
+from ..core.atomic import atomic_path
+from ..core.errors import SonorantError
 
 DOMAINS = ("speech", "music", "sound")
 SPLITS = ("train", "valid", "test")

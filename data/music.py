@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mido
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 # General MIDI programs (0-based) with the names captions use.
 INSTRUMENTS = {

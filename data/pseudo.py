@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 
 @dataclass(frozen=True)

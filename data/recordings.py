@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..codec.atomic import atomic_path
+from ..core.atomic import atomic_path
 from .manifest import Item
 
 AUDIO = (".ogg", ".wav", ".flac")

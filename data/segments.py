@@ -9,8 +9,8 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset
 
-from ..codec.audio import audio_info, read_span, resample
-from ..codec.errors import SonorantError
+from ..core.audio import audio_info, read_span, resample
+from ..core.errors import SonorantError
 from .manifest import read_manifest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec.atomic import atomic_write
-from ..codec.errors import SonorantError
+from ..core.atomic import atomic_write
+from ..core.errors import SonorantError
 
 SHARD_FORMAT_VERSION = 1
 INDEX = "index.json"

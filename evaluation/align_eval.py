@@ -19,8 +19,8 @@ import numpy as np
 
 from ..align.forced import AlignmentError, ForcedAligner
 from ..align.words import boundary_errors
-from ..codec.audio import load_audio
-from ..codec.errors import SonorantError
+from ..core.audio import load_audio
+from ..core.errors import SonorantError
 from ..data.manifest import read_manifest
 
 

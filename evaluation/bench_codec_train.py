@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec.audio import load_audio
-from ..codec.errors import SonorantError
+from ..core.audio import load_audio
+from ..core.errors import SonorantError
 from ..data.manifest import read_manifest
 from . import metrics as M
 from .codec_eval import GROUPS, item_group, stable_order

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from ..training.recipe import load_recipe_dict
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from ..codec import Codec, codebook_usage
-from ..codec.audio import load_audio
-from ..codec.errors import SonorantError
 from ..codec.files import decode_audio, encode_audio
+from ..core.audio import load_audio
+from ..core.errors import SonorantError
 from ..data.build import REAL_VOICES
 from ..data.manifest import Item, read_manifest
 from . import metrics as M

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 
 def _require(module: str, package: str):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 INSTALL = "pip install --no-deps resemblyzer && pip install webrtcvad-wheels librosa"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec.audio import load_audio
-from ..codec.errors import SonorantError
+from ..core.audio import load_audio
+from ..core.errors import SonorantError
 from ..data.manifest import of_speakers, read_manifest
 from . import metrics as M
 from .asr import char_errors, word_errors
@@ -149,7 +149,7 @@ def evaluate_tts(synth, cases: list[TTSCase], modes: tuple[str, ...] = MODES, as
                  max_seconds: float = 20.0, sampling: dict | None = None) -> dict:
     """Scores per mode plus the ground truth; `keep` saves every generated wav there; `sampling` holds
     SynthesisOptions fields (temperature=, cfg_scale=, ...) that differ from the defaults."""
-    from ..codec.audio import write_audio
+    from ..core.audio import write_audio
     from ..tts.synthesizer import SynthesisInfo
 
     rate = synth.sample_rate

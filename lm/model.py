@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..codec.errors import ModelError
-from ..codec.release import load_release, load_weights, save_release
+from ..core.errors import ModelError
+from ..core.release import load_release, load_weights, save_release
 from .batch import Conditioning, LMBatch, LMOutput, advances, spent_frames
 from .config import (
     CONFIG_FORMAT_VERSION,

@@ -10,10 +10,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..codec import Codec
-from ..codec.audio import load_audio
-from ..codec.errors import AudioError, SonorantError, TokenFileError
 from ..codec.files import resolve_codebooks
 from ..codec.tokenfile import TokenFile
+from ..core.audio import load_audio
+from ..core.errors import AudioError, SonorantError, TokenFileError
 from .errors import ApiError
 from .formats import check_format, encode_whole, media_type
 from .service import Service, upload_path

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 INVALID = "invalid_request_error"
 TYPES = {401: "authentication_error", 404: INVALID, 405: INVALID, 409: INVALID, 413: INVALID, 503: "server_error"}

@@ -11,7 +11,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..codec.errors import AudioError, SonorantError
+from ..core.errors import AudioError, SonorantError
 from ..tts import Synthesizer, Voice, VoiceError, list_voices, load_voice, remove_voice, save_voice
 from ..tts.voices import NAME_PATTERN, voices_home
 from .config import ServerConfig

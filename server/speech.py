@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from ..tts.synthesizer import AudioChunk, SynthesisInfo
 from .errors import ApiError
 from .formats import AudioEncoder, check_format, media_type

@@ -25,7 +25,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from ..tts.synthesizer import SynthesisInfo
 from .errors import ApiError, error_body
 from .formats import pcm16

@@ -16,7 +16,7 @@ from sonorant.align import Aligner, AlignerConfig
 from sonorant.align.forced import AlignmentError, ForcedAligner
 from sonorant.align.search import beta_binomial_prior, durations_of, hard_alignment
 from sonorant.align.words import Segment, boundary_errors, spoken_words, timed_segments
-from sonorant.codec.errors import SonorantError
+from sonorant.core.errors import SonorantError
 from sonorant.data.alignments import align_manifest, read_alignments, require_alignments
 from sonorant.data.engines import Voice, synthesize
 from sonorant.data.manifest import Item, read_manifest, write_manifest

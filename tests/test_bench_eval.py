@@ -121,7 +121,7 @@ def test_the_dac_environment_sees_this_environments_packages(tmp_path):
     from sonorant.evaluation.peers import peer_environment
 
     python = peer_environment(tmp_path / "dac", with_pip=False)
-    probe = "import importlib.util, sys, sonorant.codec.errors as e; print(importlib.util.find_spec('torch').origin)"
+    probe = "import importlib.util, sys, sonorant.core.errors as e; print(importlib.util.find_spec('torch').origin)"
     done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     import torch

@@ -11,8 +11,8 @@ import torch
 
 from sonorant.cli.app import main
 from sonorant.codec import Codec
-from sonorant.codec.audio import load_audio
 from sonorant.codec.files import decode_audio, encode_audio
+from sonorant.core.audio import load_audio
 
 from .conftest import tone
 

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from sonorant.codec import Codec, ModelError
+from sonorant.codec import Codec
+from sonorant.core import ModelError
 
 from .conftest import tone
 

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from sonorant.cli.app import app, main
-from sonorant.codec.errors import SonorantError
+from sonorant.core.errors import SonorantError
 from sonorant.data.manifest import Item, write_manifest
 from sonorant.evaluation.bench_codec_train import (
     GroupScore,

@@ -424,7 +424,7 @@ def test_stream_to_a_full_disk_is_one_error(world, monkeypatch, capsys):
 
 def test_the_prompt_is_read_only_as_far_as_it_is_used(tmp_path):
     """A voice prompt or a continuation's context is a few seconds of what may be a long file."""
-    from sonorant.codec.audio import load_audio
+    from sonorant.core.audio import load_audio
 
     path = tmp_path / "long.wav"
     sf.write(path, tone(30.0, 8000), 8000)

@@ -75,8 +75,8 @@ def test_speed_shortens_the_utterance_monotonically():
 
 
 def test_older_lm_releases_are_refused_with_one_clear_line(tmp_path):
-    from sonorant.codec.errors import ModelError
-    from sonorant.codec.release import save_release
+    from sonorant.core.errors import ModelError
+    from sonorant.core.release import save_release
 
     model = tiny()
     config = {k: v for k, v in model.config.to_dict().items() if k != "config_version"}

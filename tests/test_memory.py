@@ -14,8 +14,8 @@ import torch
 import torchaudio
 
 from sonorant.codec import Codec
-from sonorant.codec.audio import StreamResampler, load_audio, read_blocks
 from sonorant.codec.tokenfile import TokenFile
+from sonorant.core.audio import StreamResampler, load_audio, read_blocks
 
 # The CLI in a child process, which reports its own peak resident memory when it is done.
 PEAK_RSS = """

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from sonorant.codec import Codec
-from sonorant.codec.errors import SonorantError
+from sonorant.core.errors import SonorantError
 from sonorant.data.frame_labels import IGNORE, frame_labels
 from sonorant.training.recipe import load_recipe_dict
 from sonorant.training.run import export_run, train_codec

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sonorant.codec.audio import load_audio
 from sonorant.codec.files import decode_audio, encode_audio
 from sonorant.codec.pretrained import codec_dir, load_codec
+from sonorant.core.audio import load_audio
 from sonorant.evaluation import metrics as M
 
 from .conftest import EXAMPLE_WAV

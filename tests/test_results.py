@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sonorant.cli.app import app, main
-from sonorant.codec.errors import SonorantError
+from sonorant.core.errors import SonorantError
 from sonorant.evaluation.results import BEGIN, DEFAULT_DIR, END, render_results, update_readme
 
 REPO = Path(__file__).resolve().parent.parent

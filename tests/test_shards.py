@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from sonorant.codec import Codec
-from sonorant.codec.audio import load_audio
+from sonorant.core.audio import load_audio
 from sonorant.data.encode import encode_manifest
 from sonorant.data.manifest import Item, read_manifest, write_manifest
 from sonorant.data.shards import ShardError, TokenShards

@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sonorant.codec import TokenFileError
 from sonorant.codec.tokenfile import HEADER_SIZE, TokenFile
+from sonorant.core import TokenFileError
 
 
 def _tokens(k: int, frames: int, bits: int = 10, seed: int = 0) -> TokenFile:

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from sonorant.codec.errors import AudioError, ModelError, SonorantError
+from sonorant.core.errors import AudioError, ModelError, SonorantError
 from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
 from sonorant.tts import Synthesizer, TextError, VoiceError, list_voices, load_voice, remove_voice, save_voice
 from sonorant.tts.frontend import TextFrontend, phonemize

@@ -15,8 +15,8 @@ from ..align import Aligner
 from ..align.model import binarization_loss
 from ..align.search import hard_alignment
 from ..align.words import boundary_errors, signed_errors, spoken_words, timed_segments
-from ..codec.audio import load_audio
-from ..codec.errors import AudioError, SonorantError
+from ..core.audio import load_audio
+from ..core.errors import AudioError, SonorantError
 from ..data.manifest import Item, read_manifest
 from ..tts.frontend import TextFrontend, clean_text, normalize
 from .batching import MicroBatch, rank_parts

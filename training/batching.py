@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 T = TypeVar("T")
 

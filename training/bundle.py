@@ -6,9 +6,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..codec.audio import write_audio
-from ..codec.errors import SonorantError
-from ..codec.release import CONFIG, WEIGHTS
+from ..core.audio import write_audio
+from ..core.errors import SonorantError
+from ..core.release import CONFIG, WEIGHTS
 from ..tts.bundle import lm_codec_fingerprint, release_kind
 
 

@@ -1,7 +1,7 @@
 """Training checkpoints: model, optimiser, scheduler, step and RNG states, written atomically.
 
 Checkpoints hold only tensors and plain Python values, so they load with `weights_only=True`
-(no code runs on load). Releases are a different format (`codec/release.py`).
+(no code runs on load). Releases are a different format (`core/release.py`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..codec.atomic import atomic_path
-from ..codec.errors import SonorantError
+from ..core.atomic import atomic_path
+from ..core.errors import SonorantError
 
 LATEST = "checkpoint.pt"
 KEYS = ("modules", "optimizers", "schedulers", "rng", "step")

@@ -16,7 +16,6 @@ from torch import nn
 
 from ..codec import Codec
 from ..codec.discriminators import Discriminator
-from ..codec.errors import SonorantError
 from ..codec.losses import (
     MultiScaleMelLoss,
     discriminator_loss,
@@ -26,6 +25,7 @@ from ..codec.losses import (
     spectral_losses,
 )
 from ..codec.quantizer import dropout_levels
+from ..core.errors import SonorantError
 from ..data.frame_labels import IGNORE, FrameLabels, frame_labels
 from ..data.segments import Crop, SegmentDataset, audio_files
 from .batching import MicroBatch, rank_parts

@@ -21,7 +21,7 @@ from torch import nn
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 STRATEGIES = ("ddp", "fsdp")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from ..data.alignments import ItemAlignment, require_alignments
 from ..data.shards import TokenShards
 from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch

@@ -14,7 +14,7 @@ import yaml
 
 from ..align.config import AlignerConfig, AlignerLossConfig
 from ..codec.config import CodecConfig
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from ..lm.config import LMConfig
 from .config import CodecLossConfig, TrainConfig
 

@@ -13,7 +13,7 @@ import yaml
 
 from ..align import Aligner
 from ..codec import Codec
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from ..lm import HierarchicalLM
 from ..tts.frontend import TextFrontend
 from .checkpoint import LATEST, load_checkpoint

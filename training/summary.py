@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

@@ -17,7 +17,7 @@ from loguru import logger
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from .batching import MicroBatch
 from .checkpoint import LATEST, CheckpointError, first_line, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig

@@ -4,7 +4,7 @@ The public names load on first use (PEP 562): the CLI checks texts and voices wi
 (`frontend`, `voices`, `prompt`) before torch and the models load.
 """
 
-from ..codec.lazy import lazy_exports
+from ..core.lazy import lazy_exports
 
 _EXPORTS = {
     "TextError": "frontend", "TextFrontend": "frontend",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ..codec.audio import audio_info, load_audio
-from ..codec.errors import ModelError, SonorantError
+from ..core.audio import audio_info, load_audio
+from ..core.errors import ModelError, SonorantError
 from ..lm import Conditioning, Generation, SamplingConfig
 from .captions import caption_encoder
 from .synthesizer import Audio, SynthesisInfo, SynthesisOptions, Synthesizer, resolve_options

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codec.errors import ModelError
 from ..codec.pretrained import default_model_dir
+from ..core.errors import ModelError
 
 LM_FOLDERS = ("tts", "lm")
 

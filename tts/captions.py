@@ -13,7 +13,7 @@ from typing import Protocol
 
 import torch
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 
 
 class CaptionEncoder(Protocol):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..codec.errors import SonorantError
+from ..core.errors import SonorantError
 from .normalize import normalize
 
 FRONTEND_FORMAT_VERSION = 1

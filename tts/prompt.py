@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..codec.audio import audio_info, load_audio
-from ..codec.errors import AudioError
+from ..core.audio import audio_info, load_audio
+from ..core.errors import AudioError
 from .frontend import TextError, check_speakable
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..codec import Codec
-from ..codec.errors import ModelError
 from ..codec.streaming import StreamState
+from ..core.errors import ModelError
 from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
 from ..lm.batch import pointer_from_durations
 from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..codec.atomic import current_umask, remove_stale_temps, temp_prefix
-from ..codec.errors import SonorantError
+from ..core.atomic import current_umask, remove_stale_temps, temp_prefix
+from ..core.errors import SonorantError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -146,7 +146,7 @@ def save_voice(voice: Voice, name: str, root: Path | None = None, overwrite: boo
     import torch
     from safetensors.torch import save_file
 
-    from ..codec.audio import write_audio
+    from ..core.audio import write_audio
 
     folder = check_can_save(name, root, overwrite)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +187,8 @@ def read_voice(folder: Path) -> tuple[dict[str, Any], np.ndarray]:
 def load_voice(name: str, root: Path | None = None) -> Voice:
     import torch
 
-    from ..codec.audio import load_audio
-    from ..codec.errors import AudioError
+    from ..core.audio import load_audio
+    from ..core.errors import AudioError
 
     folder = _folder(name, root)
     if not (folder / META_FILE).is_file():
