@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import ModelError, SonorantError
-from ..tts.frontend import WORD, TextFrontend, clean_text, normalize, phonemize
+from ..text.frontend import WORD, TextFrontend, clean_text, normalize, phonemize
 from .model import Aligner
 from .words import Segment, phone_count, spoken_words, timed_segments
 

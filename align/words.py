@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from ..tts.frontend import WORD, symbols
+from ..text.frontend import WORD, symbols
 
 _BEFORE = "ˈˌ"  # stress marks belong to the phone after them
 _AFTER = "ːˑ̩̯̃"  # length and diacritic marks belong to the phone before them

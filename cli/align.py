@@ -22,7 +22,7 @@ def align(
     """Forced alignment: when each word and phoneme of TEXT is spoken in AUDIO, as JSON
     {"words": [{"word", "start", "end"}], "phonemes": [{"phoneme", "start", "end"}]} in seconds."""
     from ..core.audio import audio_info
-    from ..tts.frontend import check_speakable
+    from ..text.frontend import check_speakable
 
     if text == "-":
         text = sys.stdin.read()

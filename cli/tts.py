@@ -47,7 +47,7 @@ def _say(quiet: bool, message: str) -> None:
 
 def read_text(text: str, where: str = "") -> str:
     """The TEXT argument, or stdin for '-'; SonorantError when there is nothing to say in it."""
-    from ..tts.frontend import check_speakable
+    from ..text.frontend import check_speakable
 
     if text == "-":
         try:
@@ -128,7 +128,7 @@ def check_jobs(jobs: list[Job], bundle_voices: Path | None, frontend: Path) -> N
     """Everything else about the jobs that can be wrong without running a model: voices, transcripts and
     languages. Raises SonorantError (prefixed with the batch line) before any model loads."""
     from ..core.audio import audio_info
-    from ..tts.frontend import TextFrontend
+    from ..text.frontend import TextFrontend
     from ..tts.prompt import check_transcript
     from ..tts.voices import read_voice, voice_source, voices_home
 

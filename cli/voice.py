@@ -22,8 +22,8 @@ def add(
 ) -> None:
     """Clean, encode and save a voice prompt."""
     from ..core.audio import audio_info
+    from ..text.frontend import TextFrontend
     from ..tts.bundle import resolve_bundle
-    from ..tts.frontend import TextFrontend
     from ..tts.prompt import check_transcript
     from ..tts.voices import check_can_save
 

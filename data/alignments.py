@@ -55,7 +55,7 @@ def frontend_version() -> str:
     """What the phoneme sequence of a text depends on: the frontend format, phonemizer and espeak-ng."""
     from importlib.metadata import version
 
-    from ..tts.frontend import FRONTEND_FORMAT_VERSION
+    from ..text.frontend import FRONTEND_FORMAT_VERSION
 
     return f"frontend{FRONTEND_FORMAT_VERSION}/phonemizer-{version('phonemizer')}/espeakng-loader-" \
            f"{version('espeakng-loader')}"
@@ -124,7 +124,7 @@ def align_manifest(manifest: str | Path, aligner_path: str | Path, out: str | Pa
             atomic_write(folder / f"{prefix}{number:05d}.jsonl", "".join(lines))
             number, lines = number + 1, []
 
-    from ..tts.frontend import phonemize
+    from ..text.frontend import phonemize
 
     for language, group in by_language.items():
         for start in range(0, len(group), 256):  # phonemised in batches: one espeak call each

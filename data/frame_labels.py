@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import SonorantError
-from ..tts.frontend import TextFrontend
+from ..text.frontend import TextFrontend
 from .alignments import DEFAULT_LANGUAGE, require_alignments
 from .manifest import read_manifest
 

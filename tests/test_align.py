@@ -20,8 +20,8 @@ from sonorant.core.errors import SonorantError
 from sonorant.data.alignments import align_manifest, read_alignments, require_alignments
 from sonorant.data.engines import Voice, synthesize
 from sonorant.data.manifest import Item, read_manifest, write_manifest
+from sonorant.text.frontend import phonemize, symbols
 from sonorant.training.run import export_run, train_aligner
-from sonorant.tts.frontend import phonemize, symbols
 
 SENTENCES = ["The quick brown fox jumps over the lazy dog.", "It is three thirty in the afternoon.",
              "Nothing is easier than to denounce the evildoer.", "She sells sea shells by the sea shore.",

@@ -375,7 +375,7 @@ def test_a_saved_voice_and_a_file_of_the_same_name(world, monkeypatch, tmp_path)
 
 
 def test_emoji_and_empty_texts_keep_their_places_in_phonemize():
-    from sonorant.tts.frontend import phonemize
+    from sonorant.text.frontend import phonemize
 
     with pytest.warns(UserWarning, match="dropped characters"):
         out = phonemize(["Hello.", "\U0001F600", "", "World."])

@@ -12,9 +12,9 @@ from sonorant.data.alignments import align_manifest
 from sonorant.data.encode import encode_manifest
 from sonorant.data.manifest import Item, write_manifest
 from sonorant.lm import Conditioning, HierarchicalLM, LMBatch
+from sonorant.text.frontend import TextFrontend
 from sonorant.training.checkpoint import load_checkpoint
 from sonorant.training.run import export_run, train_lm
-from sonorant.tts.frontend import TextFrontend
 
 from .conftest import tone
 from .test_cli_codec import run

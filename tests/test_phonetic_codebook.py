@@ -12,9 +12,9 @@ import yaml
 from sonorant.codec import Codec
 from sonorant.core.errors import SonorantError
 from sonorant.data.frame_labels import IGNORE, frame_labels
+from sonorant.text.frontend import TextFrontend
 from sonorant.training.recipe import load_recipe_dict
 from sonorant.training.run import export_run, train_codec
-from sonorant.tts.frontend import TextFrontend
 
 IPA = "həloʊ wɜːld"
 

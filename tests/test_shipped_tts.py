@@ -13,9 +13,9 @@ import torch
 from sonorant.codec.pretrained import default_model_dir
 from sonorant.lm import Conditioning, LMBatch
 from sonorant.lm.batch import pointer_from_durations
+from sonorant.text.frontend import phonemize
 from sonorant.tts import Synthesizer
 from sonorant.tts.bundle import lm_codec_fingerprint, resolve_bundle
-from sonorant.tts.frontend import phonemize
 
 from .conftest import EXAMPLE_WAV, REPO
 from .test_cli_tts import run  # noqa: F401 (fixture)

@@ -14,8 +14,9 @@ import torchaudio
 
 from sonorant.core.errors import AudioError, ModelError, SonorantError
 from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
-from sonorant.tts import Synthesizer, TextError, VoiceError, list_voices, load_voice, remove_voice, save_voice
-from sonorant.tts.frontend import TextFrontend, phonemize
+from sonorant.text import TextError
+from sonorant.text.frontend import TextFrontend, phonemize
+from sonorant.tts import Synthesizer, VoiceError, list_voices, load_voice, remove_voice, save_voice
 from sonorant.tts.prompt import TARGET_LUFS, prepare_prompt
 
 from .conftest import EXAMPLE_WAV, REPO

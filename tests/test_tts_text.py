@@ -6,9 +6,9 @@ import warnings
 
 import pytest
 
-from sonorant.tts.chunking import chunk_text, split_sentences
-from sonorant.tts.frontend import phonemize
-from sonorant.tts.normalize import normalize
+from sonorant.text.chunking import chunk_text, split_sentences
+from sonorant.text.frontend import phonemize
+from sonorant.text.normalize import normalize
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -18,7 +18,7 @@ from ..align.words import boundary_errors, signed_errors, spoken_words, timed_se
 from ..core.audio import load_audio
 from ..core.errors import AudioError, SonorantError
 from ..data.manifest import Item, read_manifest
-from ..tts.frontend import TextFrontend, clean_text, normalize
+from ..text.frontend import TextFrontend, clean_text, normalize
 from .batching import MicroBatch, rank_parts
 from .distributed import World
 from .lm_task import DEFAULT_LANGUAGE, FRONTEND_FILE, PHONEMES_FILE, phoneme_cache, run_frontend

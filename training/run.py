@@ -15,7 +15,7 @@ from ..align import Aligner
 from ..codec import Codec
 from ..core.errors import SonorantError
 from ..lm import HierarchicalLM
-from ..tts.frontend import TextFrontend
+from ..text.frontend import TextFrontend
 from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
 from .distributed import World, joined

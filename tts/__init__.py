@@ -1,13 +1,13 @@
-"""Zero-shot TTS: the text frontend, voice prompts and saved voices, and the `Synthesizer` pipeline.
+"""Zero-shot TTS: voice prompts and saved voices, bundles and the `Synthesizer` pipeline (the text frontend
+is `sonorant.text`).
 
 The public names load on first use (PEP 562): the CLI checks texts and voices with the light modules
-(`frontend`, `voices`, `prompt`) before torch and the models load.
+(`sonorant.text`, `voices`, `prompt`) before torch and the models load.
 """
 
 from ..core.lazy import lazy_exports
 
 _EXPORTS = {
-    "TextError": "frontend", "TextFrontend": "frontend",
     "Audio": "synthesizer", "AudioChunk": "synthesizer", "SynthesisInfo": "synthesizer",
     "SynthesisOptions": "synthesizer", "Synthesizer": "synthesizer",
     "Voice": "voices", "VoiceError": "voices", "list_voices": "voices", "load_voice": "voices",

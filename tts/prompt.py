@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..core.audio import audio_info, load_audio
 from ..core.errors import AudioError
-from .frontend import TextError, check_speakable
+from ..text.frontend import TextError, check_speakable
 
 if TYPE_CHECKING:
     import torch

@@ -26,9 +26,9 @@ from ..codec.streaming import StreamState
 from ..core.errors import ModelError
 from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
 from ..lm.batch import pointer_from_durations
+from ..text.chunking import chunk_text
+from ..text.frontend import TextFrontend, check_speakable, clean_text, phonemize
 from .bundle import BundlePaths, lm_codec_fingerprint, resolve_bundle
-from .chunking import chunk_text
-from .frontend import TextFrontend, check_speakable, clean_text, phonemize
 from .prompt import check_transcript, prepare_prompt
 from .voices import DamagedVoice, Voice, load_voice, voice_source
 

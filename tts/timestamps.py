@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..align.words import Segment, phone_count, spoken_words, timed_segments
-from .frontend import WORD, clean_text, normalize, phonemize, symbols
+from ..text.frontend import WORD, clean_text, normalize, phonemize, symbols
 
 
 @dataclass
