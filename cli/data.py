@@ -42,7 +42,8 @@ def build(
                 bars[name] = progress.add_task(name, total=1.0)
             progress.update(bars[name], completed=fraction)
 
-        result = build_corpus(out, hours, seed, workers or None, show, pseudo_speakers, tuple(language), tuple(domain))
+        result = build_corpus(out, hours, seed, workers or None, show, pseudo_speakers, tuple(language), tuple(domain),
+                              embed=_speaker_encoder() if pseudo_speakers else None)
     by_domain = ", ".join(f"{d} {h:.2f} h" for d, h in sorted(result.domains.items()))
     by_source = ", ".join(f"{s} {h:.2f} h" for s, h in sorted(result.sources.items(), key=lambda kv: -kv[1]))
     print(f"{result.manifest}: {result.items} items, {result.hours:.2f} h ({by_domain}) in {result.seconds:.0f} s\n"
@@ -156,3 +157,14 @@ def deps(
     elif missing:
         print(f"missing: apt-get install {' '.join(missing)}  (or: sonorant data deps --install, as root)",
               file=sys.stderr)
+
+
+def _speaker_encoder():
+    """resemblyzer's embedding, which checks that pseudo-speakers are new speakers; None when not installed."""
+    from ..core.errors import SonorantError
+    from ..evaluation.speaker import SpeakerEncoder
+
+    try:
+        return SpeakerEncoder().embed
+    except SonorantError:
+        return None

@@ -33,7 +33,7 @@ from ..core.errors import SonorantError
 from .engines import Voice, available_voices, missing_engines, synthesize
 from .manifest import DOMAINS, Item, write_manifest
 from .music import Piece, compose, draw_piece, render, soundfont
-from .pseudo import SHIFTS, VoiceShift, apply_shift
+from .pseudo import SHIFTS, Embed, VoiceShift, apply_shift, speaker_similarity
 from .recordings import MIN_CLIP_SECONDS, SOURCES, import_file, source_files
 from .sentences import FORTUNE_DIRS, SOURCE, fortune_sentences
 from .timings import WordTime, scaled
@@ -69,9 +69,11 @@ class BuildResult:
 
 def build_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, workers: int | None = None,
                  progress: Progress | None = None, pseudo_speakers: int = 0, languages: tuple[str, ...] = ("en",),
-                 domains: tuple[str, ...] = DOMAINS) -> BuildResult:
+                 domains: tuple[str, ...] = DOMAINS, embed: Embed | None = None) -> BuildResult:
     """About `hours` of audio shared by `domains` (speech 80 %, music 15 %, sound 5 % of what is built),
-    from whatever is installed; what is missing is skipped and listed in the result and `report.json`."""
+    from whatever is installed; what is missing is skipped and listed in the result and `report.json`.
+    `embed` (a speaker encoder) checks that pseudo-speakers are new speakers; without it that check is
+    skipped."""
     started = time.perf_counter()
     unknown = set(domains) - set(DOMAINS)
     if unknown or not domains:
@@ -96,7 +98,7 @@ def build_corpus(out: str | Path, hours: float = 1.0, seed: int = 0, workers: in
         raise SonorantError("nothing to build: " + "; ".join(skipped))
     manifest = out / "manifest.jsonl"
     write_manifest(manifest, items)
-    check = check_pseudo_speakers(out, items, skipped) if pseudo_speakers else {}
+    check = check_pseudo_speakers(out, items, skipped, embed) if pseudo_speakers else {}
     result = summarize(manifest, items, skipped, time.perf_counter() - started, check)
     atomic_write(out / REPORT_FILE, json.dumps({k: str(v) if isinstance(v, Path) else v
                                                 for k, v in asdict(result).items()}, indent=1) + "\n")
@@ -108,15 +110,12 @@ def held_out(base_speaker: str | None) -> bool:
     return base_speaker is not None and (base_speaker in HELD_OUT_VOICES or base_speaker.startswith(REAL_VOICES))
 
 
-def check_pseudo_speakers(out: Path, items: list[Item], skipped: list[str], voices: int = 6,
-                          per_speaker: int = 3) -> dict[str, dict[str, float]]:
+def check_pseudo_speakers(out: Path, items: list[Item], skipped: list[str], embed: Embed | None,
+                          voices: int = 6, per_speaker: int = 3) -> dict[str, dict[str, float]]:
     """Speaker-encoder check of the pseudo-speakers of a few base voices: they are new speakers only if
     they are less alike than one speaker's own utterances."""
-    try:
-        from ..evaluation.speaker import SpeakerEncoder  # noqa: F401  (resemblyzer)
-        from .pseudo import speaker_similarity
-    except ImportError:
-        skipped.append("pseudo-speaker check: resemblyzer not installed")
+    if embed is None:
+        skipped.append("pseudo-speaker check: no speaker encoder (resemblyzer not installed)")
         return {}
     groups: dict[str, dict[str, list[Path]]] = {}
     for item in items:
@@ -130,7 +129,7 @@ def check_pseudo_speakers(out: Path, items: list[Item], skipped: list[str], voic
         speakers = {k: v for k, v in groups[base].items() if len(v) >= 2}
         if len(speakers) < 2:
             continue
-        result = speaker_similarity(speakers, base)
+        result = speaker_similarity(speakers, base, embed)
         off = result.cosine[~np.eye(len(result.speakers), dtype=bool)]
         checked[base] = {"speakers": len(result.speakers), "max_between": round(float(off.max()), 3),
                          "mean_between": round(float(off.mean()), 3),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,19 +78,20 @@ class SpeakerCheck:
         return bool((off < threshold).all()) if off.size else True
 
 
-def speaker_similarity(groups: dict[str, list[Path]], base_speaker: str) -> SpeakerCheck:
-    """Speaker-encoder (resemblyzer) cosine similarities between the speakers of one base voice."""
+# A speaker encoder: mono float audio and its sample rate -> unit-norm embedding (the CLI passes resemblyzer's).
+Embed = Callable[[np.ndarray, int], np.ndarray]
+
+
+def speaker_similarity(groups: dict[str, list[Path]], base_speaker: str, embed: Embed) -> SpeakerCheck:
+    """Speaker-encoder cosine similarities between the speakers of one base voice."""
     import soundfile as sf
 
-    from ..evaluation.speaker import SpeakerEncoder
-
-    encoder = SpeakerEncoder()
     names, centroids, within = sorted(groups), [], {}
     for name in names:
         embeddings = []
         for path in groups[name]:
             wav, sr = sf.read(str(path), dtype="float32")
-            embeddings.append(encoder.embed(wav, sr))
+            embeddings.append(embed(wav, sr))
         e = np.stack(embeddings)
         centroid = e.mean(axis=0)
         centroids.append(centroid / np.linalg.norm(centroid))
