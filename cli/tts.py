@@ -13,6 +13,7 @@ import typer
 
 from ..core.device import check_device
 from ..core.errors import SonorantError
+from ..core.jsonl import read_jsonl, read_lines, relative_to_file
 from ..core.output import check_output_folder, check_output_path
 from .flags import finite
 
@@ -68,18 +69,8 @@ def read_batch(path: Path, out: Path | None) -> list[Job]:
     """A JSONL file of {text, output, voice?, voice_text?, lang?} (paths relative to the file's folder) or a
     TXT file with one text per line (written to OUT/0001.wav, ...; the folder is made when the first is written).
     Every line is checked here, before any model loads."""
-    if not path.is_file():
-        raise SonorantError(f"{path}: no such batch file")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        content = "\0"
-    if "\0" in content:
-        raise SonorantError(f"{path}: not a text file (a batch is JSON Lines, or one text per line, in UTF-8)")
-    lines = [(number, line) for number, line in enumerate(content.splitlines(), 1) if line.strip()]
-    if not lines:
-        raise SonorantError(f"{path}: the batch file is empty")
     if path.suffix.lower() != ".jsonl":
+        lines = read_lines(path, "batch")
         if out is None or out.suffix:
             raise SonorantError("a text batch needs -o FOLDER for its outputs (0001.wav, 0002.wav, ...)")
         check_output_folder(out)
@@ -89,14 +80,8 @@ def read_batch(path: Path, out: Path | None) -> list[Job]:
             check_output_path(job.output)
         return jobs
     jobs, outputs = [], {}
-    for number, line in lines:
+    for number, row in read_jsonl(path, "batch"):
         where = f"{path}:{number}: "
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise SonorantError(f"{where}bad batch line ({e})") from None
-        if not isinstance(row, dict):
-            raise SonorantError(f"{where}bad batch line (a JSON object is needed, not {type(row).__name__})")
         unknown = sorted(set(row) - BATCH_FIELDS)
         if unknown:
             raise SonorantError(f"{where}unknown field(s) {', '.join(unknown)} "
@@ -107,10 +92,7 @@ def read_batch(path: Path, out: Path | None) -> list[Job]:
         if not row.get("text", "").strip() or not row.get("output", "").strip():
             raise SonorantError(f"{where}bad batch line (needs a non-empty 'text' and an 'output')")
 
-        def local(p: str | None) -> str | None:
-            return None if p is None else str(p if Path(p).is_absolute() or not Path(p).suffix else path.parent / p)
-
-        output = Path(local(row["output"]))
+        output = Path(relative_to_file(path, row["output"]))
         key = os.path.normpath(os.path.abspath(output))
         if key in outputs:
             raise SonorantError(f"{where}{output} is also the output of line {outputs[key]}")
@@ -119,8 +101,9 @@ def read_batch(path: Path, out: Path | None) -> list[Job]:
             check_output_path(output)
         except SonorantError as e:
             raise SonorantError(f"{where}{e}") from None
-        jobs.append(Job(read_text(row["text"], where), output, local(row.get("voice")), row.get("voice_text"),
-                        row.get("lang"), where))
+        voice = row.get("voice")  # a saved voice's name (no suffix) or a prompt file
+        voice = relative_to_file(path, voice) if voice is not None and Path(voice).suffix else voice
+        jobs.append(Job(read_text(row["text"], where), output, voice, row.get("voice_text"), row.get("lang"), where))
     return jobs
 
 

@@ -20,6 +20,7 @@ import torch
 
 from ..core.audio import load_audio
 from ..core.errors import SonorantError
+from ..core.jsonl import read_jsonl, relative_to_file
 from ..data.manifest import of_speakers, read_manifest
 from . import metrics as M
 from .asr import char_errors, word_errors
@@ -54,24 +55,15 @@ class TTSScore:
 
 def read_cases(path: str | Path) -> list[TTSCase]:
     """JSONL cases; relative paths are relative to the file's folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise SonorantError(f"{path}: no such cases file")
     cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            case = TTSCase(**{k: row.get(k) for k in TTSCase.__dataclass_fields__})
-            if not case.text or not case.voice_wav:
-                raise ValueError("needs text and voice_wav")
-        except (ValueError, TypeError) as e:
-            raise SonorantError(f"{path}:{number}: bad case ({e})") from None
+    for number, row in read_jsonl(path, "cases"):
+        case = TTSCase(**{k: row.get(k) for k in TTSCase.__dataclass_fields__})
+        if not isinstance(case.text, str) or not case.text or not isinstance(case.voice_wav, str) or not case.voice_wav:
+            raise SonorantError(f"{path}:{number}: bad cases line (needs text and voice_wav)")
         for name in ("voice_wav", "reference_wav"):
             value = getattr(case, name)
-            if value and not Path(value).is_absolute():
-                setattr(case, name, str(path.parent / value))
+            if value:
+                setattr(case, name, relative_to_file(path, value))
         cases.append(case)
     return cases
 
