@@ -17,7 +17,7 @@ from .istft_decoder import FrameDecoder, FrameSpectrum
 from .quantizer import ResidualQuantizer
 from .seanet import Decoder, Encoder
 from .streaming import StreamingModule, StreamState
-from .usage import codebook_usage
+from .usage import CodebookUsage, codebook_usage
 
 KIND = "codec"
 EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
@@ -29,7 +29,7 @@ class CodecOutput:
     audio: torch.Tensor  # [B, 1, N] reconstruction, same length as the input
     codes: torch.Tensor  # [B, K, T] codes of every level that ran
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # scalars: "commitment"
-    metrics: dict[str, float] = field(default_factory=dict)  # "perplexity/0", ..., "used/0", ...
+    usage: CodebookUsage | None = None  # codebook use of these codes (tensors: no host sync in forward)
     spectrum: FrameSpectrum | None = None  # the istft decoder's predicted spectra (its losses read them)
     first_level: torch.Tensor | None = None  # [B, D, T] the first quantizer level's code vectors
     phoneme_logits: torch.Tensor | None = None  # [B, T, phonetic_classes] the phonetic head's, when it has one
@@ -106,12 +106,10 @@ class Codec(StreamingModule):
             audio, spectrum = self.decoder.synthesize(q.quantized)
         else:
             audio = self.decoder(q.quantized)
-        usage = codebook_usage(q.codes.detach(), self.codebook_size)
-        metrics = {f"perplexity/{i}": float(p) for i, p in enumerate(usage.perplexity)}
-        metrics.update({f"used/{i}": float(u) for i, u in enumerate(usage.used_fraction)})
         logits = self.phonetic(q.first_level.transpose(1, 2)) if self.phonetic is not None else None
         return CodecOutput(audio=audio[..., :length], codes=q.codes, losses={"commitment": q.commitment_loss},
-                           metrics=metrics, spectrum=spectrum, first_level=q.first_level, phoneme_logits=logits)
+                           usage=codebook_usage(q.codes.detach(), self.codebook_size), spectrum=spectrum,
+                           first_level=q.first_level, phoneme_logits=logits)
 
     @torch.no_grad()
     def phonemes(self, codes: torch.Tensor) -> torch.Tensor:

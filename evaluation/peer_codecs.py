@@ -77,13 +77,11 @@ class PeerCodec(nn.Module):
             codes.append(c)
         codes_t = torch.stack(codes, dim=1)
         audio = self._fit(self.decoder(quantized), n)
-        usage = codebook_usage(codes_t.detach(), self.codebook_size)
-        metrics = {f"perplexity/{i}": float(p) for i, p in enumerate(usage.perplexity)}
-        metrics.update({f"used/{i}": float(u) for i, u in enumerate(usage.used_fraction)})
         losses = {"commitment": commitment}
         if codebook.requires_grad:
             losses["codebook"] = codebook
-        return CodecOutput(audio=audio, codes=codes_t, losses=losses, metrics=metrics)
+        return CodecOutput(audio=audio, codes=codes_t, losses=losses,
+                           usage=codebook_usage(codes_t.detach(), self.codebook_size))
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:

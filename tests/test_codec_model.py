@@ -36,7 +36,7 @@ def test_forward_keeps_length_and_reports_usage(tiny_codec):
     out = tiny_codec(wav)
     assert out.audio.shape == wav.shape
     assert out.codes.shape == (1, 4, 21)
-    assert 1 <= out.metrics["perplexity/0"] <= 64
+    assert 1 <= float(out.usage.perplexity[0]) <= 64
     assert out.losses["commitment"].ndim == 0
 
 

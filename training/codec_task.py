@@ -1,8 +1,8 @@
 """Codec training task: multi-scale mel + commitment losses, optional adversarial part.
 
 It trains our `Codec` by default, or any module with the same training interface (`sample_rate`,
-`hop_length`, `num_codebooks`, `forward(wav, num_codebooks=, levels=) -> CodecOutput` whose metrics hold
-`perplexity/i` and `used/i`; a `codebook` loss, if given, is added with weight 1): the codec-train
+`hop_length`, `num_codebooks`, `forward(wav, num_codebooks=, levels=) -> CodecOutput` with its codebook
+`usage`; a `codebook` loss, if given, is added with weight 1): the codec-train
 benchmark trains the peers' architectures through it.
 """
 
@@ -194,9 +194,8 @@ class CodecTask:
         metrics.update(loss=float(loss.detach()), mel=float(mel.detach()),
                        commitment=float(out.losses["commitment"].detach()))
         metrics["grad_norm"] = trainer.optimize("codec", loss * share)
-        k = self.codec.num_codebooks
-        metrics["perplexity"] = sum(out.metrics[f"perplexity/{i}"] for i in range(k)) / k
-        metrics["used"] = sum(out.metrics[f"used/{i}"] for i in range(k)) / k
+        metrics["perplexity"] = float(out.usage.perplexity.mean())
+        metrics["used"] = float(out.usage.used_fraction.mean())
         return metrics
 
     @torch.no_grad()
@@ -209,7 +208,8 @@ class CodecTask:
                 metrics[f"level/{k}"] = float(level_loss(out.audio, self.valid_batch))
         if out.phoneme_logits is not None and self.valid_labels is not None:
             metrics["phonetic_accuracy"] = phonetic_loss(out.phoneme_logits, self.valid_labels)[1]
-        metrics.update({f"codebook/{k}": v for k, v in out.metrics.items()})
+        for i, (p, u) in enumerate(zip(out.usage.perplexity.tolist(), out.usage.used_fraction.tolist(), strict=True)):
+            metrics.update({f"codebook/perplexity/{i}": p, f"codebook/used/{i}": u})
         return metrics
 
     @torch.no_grad()
