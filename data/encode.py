@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -125,8 +125,7 @@ def _encode(codec: Codec, loaded: list[tuple[Item, torch.Tensor]], k: int, long_
 
 
 def _meta(item: Item) -> dict:
-    keep = ("id", "domain", "split", "text", "language", "speaker", "base_speaker", "caption")
-    return {key: value for key, value in asdict(item).items() if key in keep and value is not None}
+    return {key: value for key, value in {"id": item.id, **item.labels()}.items() if value is not None}
 
 
 def _reason(error: AudioError) -> str:

@@ -19,12 +19,11 @@ class ManifestError(SonorantError):
     """A manifest line that is not a valid item."""
 
 
-@dataclass(frozen=True)
-class Item:
-    id: str
-    path: str  # relative to the manifest's folder
-    duration: float  # seconds
-    sample_rate: int
+@dataclass(frozen=True, kw_only=True)
+class Labels:
+    """What a sample is, beside its audio or tokens. Declared once: a manifest item, a token shard's item and an
+    LM example each carry exactly these fields (`LABELS`), so a new one travels from the manifest to training."""
+
     domain: str
     split: str
     text: str | None = None
@@ -32,11 +31,27 @@ class Item:
     speaker: str | None = None
     base_speaker: str | None = None
     caption: str | None = None
+
+    def labels(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in LABELS}
+
+
+LABELS = tuple(f.name for f in dataclasses.fields(Labels))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item(Labels):
+    id: str
+    path: str  # relative to the manifest's folder
+    duration: float  # seconds
+    sample_rate: int
     # Synthetic speech: the engine's own (word, start s, end s) for every word it spoke.
     words: tuple[tuple[str, float, float], ...] | None = None
 
     def to_json(self) -> str:
-        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None}, ensure_ascii=False)
+        data = dataclasses.asdict(self)
+        data = {"id": data.pop("id"), "path": data.pop("path"), **data}  # the names first, for a reader
+        return json.dumps({k: v for k, v in data.items() if v is not None}, ensure_ascii=False)
 
 
 _REQUIRED = ("id", "path", "duration", "sample_rate", "domain", "split")
@@ -53,7 +68,7 @@ def parse_item(line: str, where: str) -> Item:
     missing = [k for k in _REQUIRED if data.get(k) is None]
     if missing:
         raise ManifestError(f"{where}: missing {', '.join(missing)}")
-    for key in ("id", "path", "text", "language", "speaker", "base_speaker", "caption"):
+    for key in ("id", "path", *LABELS):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ManifestError(f"{where}: {key} must be text, not {type(data[key]).__name__}")
     if data["domain"] not in DOMAINS:

@@ -22,6 +22,7 @@ import torch
 
 from ..core.atomic import atomic_write
 from ..core.errors import SonorantError
+from .manifest import Labels
 
 SHARD_FORMAT_VERSION = 1
 INDEX = "index.json"
@@ -41,19 +42,12 @@ class CodecInfo:
     codebook_size: int
 
 
-@dataclass(frozen=True)
-class TokenMeta:
+@dataclass(frozen=True, kw_only=True)
+class TokenMeta(Labels):
     id: str
     shard: str
     offset: int  # first frame inside the shard's codes
     frames: int
-    domain: str
-    split: str
-    text: str | None = None
-    language: str | None = None
-    speaker: str | None = None
-    base_speaker: str | None = None
-    caption: str | None = None
 
 
 class ShardWriter:

@@ -7,18 +7,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .manifest import of_speakers
+from .manifest import Labels, of_speakers
 from .shards import TokenShards
 
 
-@dataclass
-class TokenExample:
+@dataclass(frozen=True, kw_only=True)
+class TokenExample(Labels):
     id: str
     codes: torch.Tensor  # [K, T]
-    text: str | None
-    language: str | None
-    speaker: str | None
-    caption: str | None
     prompt: torch.Tensor | None  # [K, P] a crop of another utterance of the same speaker, or None
     prompt_id: str | None
 
@@ -61,8 +57,8 @@ class TokenDataset:
         if with_prompt and others:
             j = others[int(torch.randint(len(others), (1,), generator=generator))]
             prompt, prompt_id = self.crop_prompt(self.shards.codes(j), generator), self.shards.meta[j].id
-        return TokenExample(meta.id, self.shards.codes(index), meta.text, meta.language, meta.speaker, meta.caption,
-                            prompt, prompt_id)
+        return TokenExample(id=meta.id, codes=self.shards.codes(index), prompt=prompt, prompt_id=prompt_id,
+                            **meta.labels())
 
     def crop_prompt(self, codes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random window of prompt_frames[0]..prompt_frames[1] frames (the whole clip if shorter)."""

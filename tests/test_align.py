@@ -125,11 +125,13 @@ def spoken(tmp_path_factory) -> Path:
         path = root / "wav" / f"{i}.wav"
         words = synthesize(voice, text, path, 165, 50)
         info = sf.info(str(path))
-        items.append(Item(str(i), f"wav/{i}.wav", info.duration, info.samplerate, "speech",
-                          "valid" if i == 5 else "train", text, "en", voice.id, voice.id,
+        items.append(Item(id=str(i), path=f"wav/{i}.wav", duration=info.duration, sample_rate=info.samplerate,
+                          domain="speech", split="valid" if i == 5 else "train", text=text, language="en",
+                          speaker=voice.id, base_speaker=voice.id,
                           words=tuple(w.to_list() for w in words) if words else None))
     sf.write(root / "wav" / "silent.wav", np.zeros(32000, np.float32), 16000)
-    items.append(Item("silent", "wav/silent.wav", 2.0, 16000, "speech", "train", "Nobody said a word.", "en"))
+    items.append(Item(id="silent", path="wav/silent.wav", duration=2.0, sample_rate=16000, domain="speech",
+                      split="train", text="Nobody said a word.", language="en"))
     write_manifest(root / "manifest.jsonl", items)
     return root
 
