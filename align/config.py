@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.config import config_from_dict
+
 CONFIG_FORMAT_VERSION = 1
 
 
@@ -51,10 +53,7 @@ class AlignerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlignerConfig:
         data = {k: v for k, v in data.items() if k not in ("config_version", "format_version", "kind")}
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown aligner config keys {sorted(unknown)}")
-        return cls(**data)
+        return config_from_dict(cls, data, "aligner config")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.config import config_from_dict
+
 CONFIG_FORMAT_VERSION = 1
 
 
@@ -91,16 +93,7 @@ class CodecConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
-        data = migrate_config(dict(data))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown codec config keys: {sorted(unknown)}")
-        quantizer = QuantizerConfig(**data.pop("quantizer", {}))
-        for key in ("strides", "residual_dilations"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(quantizer=quantizer, **data)
+        return config_from_dict(cls, migrate_config(dict(data)), "codec config")
 
 
 def migrate_config(data: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.config import config_from_dict
+
 # 2: the aligned phoneme stream with a predicted pointer replaced the text prefix (no migration: the models
 # of format 1 read text in a way this code no longer has).
 CONFIG_FORMAT_VERSION = 2
@@ -85,15 +87,7 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LMConfig:
-        data = migrate_config(dict(data))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown LM config keys: {sorted(unknown)}")
-        for key in ("codebook_weights", "phoneme_window"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
+        return config_from_dict(cls, migrate_config(dict(data)), "LM config")
 
 
 def migrate_config(data: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,6 +12,7 @@ import yaml
 
 from ..align.config import AlignerConfig, AlignerLossConfig
 from ..codec.config import CodecConfig
+from ..core.config import config_from_dict
 from ..core.errors import SonorantError
 from ..lm.config import LMConfig
 from .config import CodecLossConfig, TrainConfig
@@ -135,21 +134,8 @@ def train_config(data: dict[str, Any], overrides: dict[str, Any] | None) -> Trai
 
 
 def build(cls: type, values: dict[str, Any], section: str) -> Any:
-    """Instantiate a flat config dataclass, checking key names and converting lists to tuples."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise RecipeError(f"{section} section: unknown keys {sorted(unknown)}")
-    hints = typing.get_type_hints(cls)
-    converted = {}
-    for key, value in values.items():
-        hint = hints[key]
-        origin = typing.get_origin(hint)
-        if origin is tuple and isinstance(value, list):
-            value = tuple(value)
-        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        elif origin is types.UnionType:
-            pass
-        converted[key] = value
-    return cls(**converted)
+    """A config dataclass of one recipe section (`core.config.config_from_dict`); a bad key is a RecipeError."""
+    try:
+        return config_from_dict(cls, values, f"{section} section")
+    except (TypeError, ValueError) as e:
+        raise RecipeError(str(e)) from None
