@@ -21,7 +21,8 @@ from .usage import CodebookUsage, codebook_usage
 
 KIND = "codec"
 EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
-DECODER_KEYS = ("decoder", "decoder_dim", "decoder_blocks")  # config keys of the decoder alone
+# Config keys and weights that do not shape the tokens: the decoder's, and the phonetic head's (training only).
+NOT_TOKENS = ("decoder", "decoder_dim", "decoder_blocks", "phonetic_classes")
 
 
 @dataclass
@@ -89,8 +90,8 @@ class Codec(StreamingModule):
     def fingerprint(self) -> str:
         """16 hex digits naming the token space: the config and weights of encoder and quantizer. Token files,
         shards, saved voices and LMs record it; a decoder retrained for the same tokens keeps it."""
-        config = {k: v for k, v in self.config.to_dict().items() if k not in DECODER_KEYS}
-        state = {k: v for k, v in self.release_state().items() if not k.startswith("decoder.")}
+        config = {k: v for k, v in self.config.to_dict().items() if k not in NOT_TOKENS}
+        state = {k: v for k, v in self.release_state().items() if not k.startswith(("decoder.", "phonetic."))}
         return release_fingerprint(config, state)
 
     # -- training ---------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from sonorant.evaluation import metrics as M
 from sonorant.evaluation.plots import plots_available
 from sonorant.training.run import train_codec
 
-from .conftest import tone
-from .test_cli_codec import run
+from .conftest import run, tone
 
 
 def test_bench_codec_writes_json(tiny_codec, tmp_path, capsys):

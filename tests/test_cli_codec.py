@@ -9,18 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from sonorant.cli.app import main
 from sonorant.codec import Codec
 from sonorant.codec.files import decode_audio, encode_audio
 from sonorant.core.audio import load_audio
 
-from .conftest import tone
-
-
-def run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code
+from .conftest import run, tone
 
 
 @pytest.fixture

@@ -6,16 +6,12 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-from sonorant.cli.app import main
-
-from .conftest import EXAMPLE_WAV
-from .test_tts import make_bundle
+from .conftest import EXAMPLE_WAV, make_bundle
 
 
 @pytest.fixture(scope="module")
@@ -23,31 +19,12 @@ def bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("cli-bundle"))
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
-@pytest.fixture
-def run(tmp_path, monkeypatch, capsys):
-    """`sonorant ARGS` in this process (the subprocess test below covers the real entry point), run in
-    tmp_path with voices saved under tmp_path/home."""
-    monkeypatch.setenv("SONORANT_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-
-    def call(args: list[str], _tmp: Path | None = None) -> Result:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(args)
-        out = capsys.readouterr()
-        return Result(exit_info.value.code, out.out, out.err)
-    return call
 
 
-def test_tts_writes_a_file_and_streams_pcm(bundle, tmp_path, run):
-    result = run(["tts", "The quick brown fox.", "--model", str(bundle), "-o", "out.wav", "--seed", "1"], tmp_path)
+def test_tts_writes_a_file_and_streams_pcm(bundle, tmp_path, cli):
+    result = cli(["tts", "The quick brown fox.", "--model", str(bundle), "-o", "out.wav", "--seed", "1"], tmp_path)
     assert result.returncode == 0, result.stderr
     data, rate = sf.read(tmp_path / "out.wav")
     assert rate == 16000 and len(data) > 0
@@ -60,7 +37,7 @@ def test_tts_writes_a_file_and_streams_pcm(bundle, tmp_path, run):
     assert len(streamed.stdout) == 2 * len(data)  # same seed: the same samples as 16-bit PCM
 
 
-def test_tts_mistakes_exit_2_and_leave_nothing(bundle, tmp_path, run):
+def test_tts_mistakes_exit_2_and_leave_nothing(bundle, tmp_path, cli):
     cases = [
         (["tts", "   ", "-o", "a.wav"], "text is empty"),
         (["tts", "Hi.", "-o", "a.wav", "--voice", "missing.wav"], "no such file"),
@@ -71,56 +48,56 @@ def test_tts_mistakes_exit_2_and_leave_nothing(bundle, tmp_path, run):
         (["tts", "Hi.", "-o", "a.wav", "--top-p", "0"], "top-p"),
     ]
     for args, message in cases:
-        result = run([*args, "--model", str(bundle)], tmp_path)
+        result = cli([*args, "--model", str(bundle)], tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert not list(tmp_path.glob("a.*")) and not list(tmp_path.glob(".a.*"))
 
 
-def test_batch_reuses_the_models_for_many_outputs(bundle, tmp_path, run):
+def test_batch_reuses_the_models_for_many_outputs(bundle, tmp_path, cli):
     lines = [{"text": "One two three.", "output": "one.wav"},
              {"text": "Four five.", "output": "two.flac", "voice": str(EXAMPLE_WAV)}]
     (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    result = run(["tts", "--batch", "jobs.jsonl", "--model", str(bundle), "--seed", "0"], tmp_path)
+    result = cli(["tts", "--batch", "jobs.jsonl", "--model", str(bundle), "--seed", "0"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "one.wav").is_file() and (tmp_path / "two.flac").is_file()
     assert "[2/2]" in result.stderr and "reference mode" in result.stderr
     (tmp_path / "bad.jsonl").write_text('{"text": "ok", "output": "x.wav"}\n{"text": ""}\n')
-    bad = run(["tts", "--batch", "bad.jsonl", "--model", str(bundle)], tmp_path)
+    bad = cli(["tts", "--batch", "bad.jsonl", "--model", str(bundle)], tmp_path)
     assert bad.returncode == 2 and "bad.jsonl:2" in bad.stderr and not (tmp_path / "x.wav").exists()
 
 
-def test_voice_add_list_use_remove(bundle, tmp_path, run):
+def test_voice_add_list_use_remove(bundle, tmp_path, cli):
     transcript = EXAMPLE_WAV.with_suffix(".txt").read_text().strip()  # transcript mode needs the whole of it
-    added = run(["voice", "add", "king", str(EXAMPLE_WAV), "--text", transcript, "--model", str(bundle)], tmp_path)
+    added = cli(["voice", "add", "king", str(EXAMPLE_WAV), "--text", transcript, "--model", str(bundle)], tmp_path)
     assert added.returncode == 0, added.stderr
-    listed = run(["voice", "list"], tmp_path)
+    listed = cli(["voice", "list"], tmp_path)
     assert listed.stdout.startswith("king\t") and "As he was taken away" in listed.stdout
-    used = run(["tts", "Hello.", "--voice", "king", "--model", str(bundle), "-o", "k.wav"], tmp_path)
+    used = cli(["tts", "Hello.", "--voice", "king", "--model", str(bundle), "-o", "k.wav"], tmp_path)
     assert used.returncode == 0 and "transcript mode" in used.stderr, used.stderr
-    again = run(["voice", "add", "king", str(EXAMPLE_WAV), "--model", str(bundle)], tmp_path)
+    again = cli(["voice", "add", "king", str(EXAMPLE_WAV), "--model", str(bundle)], tmp_path)
     assert again.returncode == 2 and "exists" in again.stderr
-    assert run(["voice", "remove", "king"], tmp_path).returncode == 0
-    gone = run(["voice", "remove", "king"], tmp_path)
+    assert cli(["voice", "remove", "king"], tmp_path).returncode == 0
+    gone = cli(["voice", "remove", "king"], tmp_path)
     assert gone.returncode == 2 and "no saved voice" in gone.stderr
 
 
-def test_continue_and_generate(bundle, tmp_path, run):
-    result = run(["continue", str(EXAMPLE_WAV), "-o", "more.wav", "--seconds", "1", "--model", str(bundle),
+def test_continue_and_generate(bundle, tmp_path, cli):
+    result = cli(["continue", str(EXAMPLE_WAV), "-o", "more.wav", "--seconds", "1", "--model", str(bundle),
                   "--seed", "0"], tmp_path)
     assert result.returncode == 0, result.stderr
     data, rate = sf.read(tmp_path / "more.wav")
     assert len(data) == 16000 + math.ceil(6.075 * 50) * 320  # the prompt as rendered, then exactly 1 s more
-    only = run(["continue", str(EXAMPLE_WAV), "-o", "new.wav", "--seconds", "1", "--only-new", "--model",
+    only = cli(["continue", str(EXAMPLE_WAV), "-o", "new.wav", "--seconds", "1", "--only-new", "--model",
                 str(bundle)], tmp_path)
     assert only.returncode == 0 and len(sf.read(tmp_path / "new.wav")[0]) == 16000
-    no_captions = run(["generate", "rain on a roof", "-o", "g.wav", "--model", str(bundle)], tmp_path)
+    no_captions = cli(["generate", "rain on a roof", "-o", "g.wav", "--model", str(bundle)], tmp_path)
     assert no_captions.returncode == 2 and "not trained with captions" in no_captions.stderr
     assert not (tmp_path / "g.wav").exists()
 
 
-def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
+def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, cli):
     pytest.importorskip("resemblyzer")
     cases = [{"text": "As he was taken away he made a bargain with the king.", "voice_wav": str(EXAMPLE_WAV),
               "voice_text": EXAMPLE_WAV.with_suffix(".txt").read_text().strip(), "reference_wav": str(EXAMPLE_WAV),
@@ -128,7 +105,7 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
              {"text": "Hello there.", "voice_wav": str(EXAMPLE_WAV), "voice_text": "As he was taken away.",
               "speaker": "slt"}]
     (tmp_path / "cases.jsonl").write_text("\n".join(json.dumps(c) for c in cases) + "\n")
-    result = run(["eval", "tts", "--cases", "cases.jsonl", "--model", str(bundle), "--report", "rep", "--no-asr"])
+    result = cli(["eval", "tts", "--cases", "cases.jsonl", "--model", str(bundle), "--report", "rep", "--no-asr"])
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     systems = {s["system"]: s for s in metrics["scores"]}
@@ -143,20 +120,20 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, run):
     if plots_available():  # matplotlib comes with the dev extras
         for figure in ("speed.png", "spectrograms.png"):
             assert (tmp_path / "rep" / figure).read_bytes()[:4] == b"\x89PNG" and figure in report
-    bad = run(["eval", "tts", "--cases", "cases.jsonl", "--manifest", "m.jsonl", "--report", "r2"])
+    bad = cli(["eval", "tts", "--cases", "cases.jsonl", "--manifest", "m.jsonl", "--report", "r2"])
     assert bad.returncode == 2 and "either" in bad.stderr
     # One voice for every case: the bundle's default voice speaks the cases' texts.
-    one = run(["eval", "tts", "--cases", "cases.jsonl", "--model", str(bundle), "--report", "r3", "--no-asr",
+    one = cli(["eval", "tts", "--cases", "cases.jsonl", "--model", str(bundle), "--report", "r3", "--no-asr",
                "--mode", "transcript", "--max-cases", "1", "--voice", "default"])
     assert one.returncode == 0, one.stderr
     metrics = json.loads((tmp_path / "r3" / "metrics.json").read_text())
     assert "prompted with `default`" in metrics["items_label"]
-    missing = run(["eval", "tts", "--cases", "cases.jsonl", "--report", "r4", "--voice", "nobody"])
+    missing = cli(["eval", "tts", "--cases", "cases.jsonl", "--report", "r4", "--voice", "nobody"])
     assert missing.returncode == 2 and "nobody" in missing.stderr and not (tmp_path / "r4").exists()
 
 
-def test_bench_tts_reports_latency_and_real_time_factor(bundle, tmp_path, run):
-    result = run(["bench", "tts", "--model", str(bundle), "--json", "bench.json"])
+def test_bench_tts_reports_latency_and_real_time_factor(bundle, tmp_path, cli):
+    result = cli(["bench", "tts", "--model", str(bundle), "--json", "bench.json"])
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "bench.json").read_text())
     assert figures["sentences"] == 6 and len(figures["per_sentence"]) == 6 and figures["mode"] == "transcript"

@@ -13,7 +13,7 @@ from sonorant.data.build import build_corpus, held_out
 from sonorant.data.manifest import Item, ManifestError, read_manifest, write_manifest
 from sonorant.data.segments import audio_files
 
-from .test_cli_codec import run
+from .conftest import run
 
 
 def test_manifest_round_trip(tmp_path):

@@ -22,8 +22,6 @@ from sonorant.training.lm_task import share_of_loss
 from sonorant.training.recipe import lm_recipe, load_recipe_dict
 from sonorant.training.run import train_codec, train_lm
 
-from .test_lm_training import shards  # noqa: F401  (fixture)
-
 
 def torchrun(args: list, nproc: int = 2, timeout: float = 240) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),

@@ -31,8 +31,7 @@ from sonorant.lm.model import HierarchicalLM
 from sonorant.tts.bundle import lm_codec_fingerprint
 from sonorant.tts.voices import Voice, save_voice
 
-from .conftest import EXAMPLE_WAV, tone
-from .test_tts import make_bundle
+from .conftest import EXAMPLE_WAV, make_bundle, tone
 
 LONG_TRANSCRIPT = "The birch canoe slid on the smooth planks. " * 1200  # 52,800 characters
 

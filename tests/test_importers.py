@@ -23,7 +23,7 @@ from sonorant.data.importers import (
 )
 from sonorant.data.manifest import DOMAINS, Item, read_manifest, write_manifest
 
-from .test_cli_codec import run
+from .conftest import run
 
 SECONDS = 0.2
 

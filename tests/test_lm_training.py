@@ -16,26 +16,7 @@ from sonorant.text.frontend import TextFrontend
 from sonorant.training.checkpoint import load_checkpoint
 from sonorant.training.run import export_run, train_lm
 
-from .conftest import tone
-from .test_cli_codec import run
-
-
-@pytest.fixture
-def shards(tmp_path, tiny_codec):
-    root = tmp_path / "corpus"
-    (root / "wav").mkdir(parents=True)
-    items = []
-    words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-    for i, word in enumerate(words):
-        sf.write(root / "wav" / f"{i}.wav", tone(0.3 + 0.05 * i, 16000, seed=i), 16000)
-        items.append(Item(id=f"u{i}", path=f"wav/{i}.wav", duration=0.3 + 0.05 * i, sample_rate=16000,
-                          domain="speech", split="valid" if i >= 8 else "train", text=f"Number {word}!",
-                          language="en-us", speaker=f"s{i % 2}"))
-    write_manifest(root / "manifest.jsonl", items)
-    out = tmp_path / "shards"
-    encode_manifest(root / "manifest.jsonl", tiny_codec, out)
-    align_manifest(root / "manifest.jsonl", None, out, check_cost=False)  # tones: no cost check
-    return out
+from .conftest import run, tone
 
 
 def test_train_resume_export(shards, tmp_path):

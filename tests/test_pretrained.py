@@ -13,8 +13,7 @@ from sonorant.codec.pretrained import codec_dir, load_codec
 from sonorant.core.audio import load_audio
 from sonorant.evaluation import metrics as M
 
-from .conftest import EXAMPLE_WAV
-from .test_cli_codec import run
+from .conftest import EXAMPLE_WAV, run
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from sonorant.tts import Synthesizer
 from sonorant.tts.bundle import lm_codec_fingerprint, resolve_bundle
 
 from .conftest import EXAMPLE_WAV, REPO
-from .test_cli_tts import run  # noqa: F401 (fixture)
 
 # Measured on the shipped LM: 1.19 nats per frame between the default voice's own phonemes and these.
 GAP = 0.5
@@ -73,8 +72,8 @@ def test_the_shipped_lm_reads_its_phonemes(synth):
     assert loss(wrong) - loss(right) > GAP
 
 
-def test_main_job_speaks_and_stops_by_itself(run, tmp_path):  # noqa: F811
-    result = run(["tts", "Hello there.", "-o", "hello.wav", "--seed", "0"], tmp_path)
+def test_main_job_speaks_and_stops_by_itself(cli, tmp_path):
+    result = cli(["tts", "Hello there.", "-o", "hello.wav", "--seed", "0"], tmp_path)
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(tmp_path / "hello.wav")
     assert rate == 16000 and 0.4 < len(audio) / rate < 3.0  # two words, not run-on audio

@@ -9,7 +9,7 @@ import torch
 
 from sonorant.tts import Synthesizer
 
-from .test_tts import make_bundle
+from .conftest import make_bundle
 
 
 def test_codec_streams_with_their_own_state_do_not_mix(tiny_codec):

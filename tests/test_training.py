@@ -13,8 +13,7 @@ from sonorant.codec.losses import MultiScaleMelLoss
 from sonorant.training.checkpoint import load_checkpoint
 from sonorant.training.run import export_run, train_codec
 
-from .conftest import tone
-from .test_cli_codec import run
+from .conftest import run, tone
 
 
 def _weights(run_dir):

@@ -15,34 +15,10 @@ import torchaudio
 from sonorant.core.errors import AudioError, ModelError, SonorantError
 from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
 from sonorant.text import TextError
-from sonorant.text.frontend import TextFrontend, phonemize
 from sonorant.tts import Synthesizer, VoiceError, list_voices, load_voice, remove_voice, save_voice
 from sonorant.tts.prompt import TARGET_LUFS, prepare_prompt
 
-from .conftest import EXAMPLE_WAV, REPO
-
-SENTENCES = ["The quick brown fox jumps over the lazy dog.", "How much is it? Twelve dollars and fifty cents!",
-             "She sells sea shells by the sea shore, doesn't she?", "Zebras vexed the jury; quiz them."]
-
-
-def make_bundle(root: Path, codec_fingerprint: str | None = None) -> Path:
-    """codec/ (the shipped one), tts/ (a tiny random LM + frontend.json), voices/default.wav + .txt."""
-    shutil.copytree(REPO / "pretrained" / "codec", root / "codec")
-    frontend = TextFrontend.build(phonemize(SENTENCES), ["en-us"])
-    torch.manual_seed(0)
-    lm = HierarchicalLM(LMConfig(num_codebooks=4, codebook_size=1024, text_vocab_size=frontend.size, dim=32,
-                                 num_layers=2, num_heads=2, local_dim=16, local_layers=1, local_heads=2,
-                                 codebook_weights=(1.0, 1.0, 1.0, 1.0)))
-    if codec_fingerprint is None:
-        from sonorant.codec.pretrained import load_codec
-        codec_fingerprint = load_codec(root / "codec").fingerprint
-    lm.save_pretrained(root / "tts", extra={"codec": {"fingerprint": codec_fingerprint}})
-    frontend.save(root / "tts" / "frontend.json")
-    (root / "voices").mkdir()
-    shutil.copy(EXAMPLE_WAV, root / "voices" / "default.wav")
-    shutil.copy(EXAMPLE_WAV.with_suffix(".txt"), root / "voices" / "default.txt")
-    shutil.copytree(REPO / "pretrained" / "aligner", root / "aligner")
-    return root
+from .conftest import EXAMPLE_WAV, REPO, SENTENCES, make_bundle
 
 
 @pytest.fixture(scope="module")
