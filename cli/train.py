@@ -97,7 +97,9 @@ def summary(run_dir: Path = typer.Argument(..., help="A training run directory (
 def export(
     run_dir: Path = typer.Argument(..., help="A training run directory."),
     out: Path = typer.Option(..., "-o", "--out", help="Release directory to write."),
-    half: bool = typer.Option(False, "--half", help="Store an LM's weights as float16 (half the size)."),
+    half: bool = typer.Option(False, "--half", help="Store an LM's weights, or a codec's decoder weights, as "
+                                                    "float16 (half the size; a codec's encoder and quantizer "
+                                                    "stay exact)."),
 ) -> None:
     """Write a run's latest weights as a release (model.safetensors + config.json)."""
     from ..training.run import export_run

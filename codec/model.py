@@ -216,8 +216,14 @@ class Codec(StreamingModule):
         keeps next to the codebooks (`embed_avg` = codebook x cluster size) and `from_pretrained` rebuilds."""
         return {k: v for k, v in self.state_dict().items() if not k.endswith(EMA_SUM)}
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        return save_release(directory, KIND, self.config.to_dict(), self.release_state())
+    def save_pretrained(self, directory: str | Path, half_decoder: bool = False) -> Path:
+        """Release directory; `half_decoder` stores the decoder's (and phonetic head's) weights as float16, half
+        their space (loaded as float32). Encoder and quantizer stay exact: they define the tokens."""
+        state = self.release_state()
+        if half_decoder:
+            state = {k: v.half() if k.startswith(("decoder.", "phonetic.")) and v.is_floating_point() else v
+                     for k, v in state.items()}
+        return save_release(directory, KIND, self.config.to_dict(), state)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> Codec:

@@ -138,6 +138,12 @@ def test_new_decoder_for_a_frozen_token_space(corpus, tmp_path, tiny_codec):
     assert trained.fingerprint == tiny_codec.fingerprint
     wav = torch.from_numpy(tone(0.5, seed=3))[None, None]
     assert torch.equal(trained.encode(wav), tiny_codec.encode(wav))
+    half = Codec.from_pretrained(export_run(tmp_path / "run", tmp_path / "half", half=True))  # decoder in float16
+    assert half.fingerprint == trained.fingerprint  # the tokens' weights stay exact
+    sizes = [(tmp_path / d / "model.safetensors").stat().st_size for d in ("half", "release")]
+    assert sizes[0] < sizes[1]
+    with torch.no_grad():
+        assert (half(wav).audio - trained(wav).audio).abs().max() < 1e-2
 
 
 def test_frozen_parts_need_init_from(corpus, tmp_path, capsys):

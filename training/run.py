@@ -136,7 +136,7 @@ def train_aligner(config: str, data: str | Path, out: str | Path, resume: bool =
 
 def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path:
     """Write the run's latest weights as a release directory (safetensors + config.json); `half` stores an
-    LM's weights as float16 (half the size; computation stays float32)."""
+    LM's weights, or a codec's decoder weights, as float16 (half the size; computation stays float32)."""
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / LATEST).is_file():
         raise SonorantError(f"{run_dir} is not a training run (needs {RECIPE_FILE} and {LATEST})")
@@ -163,12 +163,10 @@ def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path
         return directory
     if data.get("kind") != "codec":
         raise SonorantError(f"{run_dir}: cannot export a {data.get('kind')!r} run")
-    if half:
-        raise SonorantError("--half is for LM runs (the codec's fingerprint covers its exact weights)")
     recipe = codec_recipe(data)
     codec = Codec(recipe.model)
     codec.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["codec"])
-    directory = codec.save_pretrained(out)
+    directory = codec.save_pretrained(out, half_decoder=half)
     if (run_dir / FRONTEND_FILE).is_file():  # the phonetic head's classes
         TextFrontend.load(run_dir / FRONTEND_FILE).save(directory / FRONTEND_FILE)
     return directory
