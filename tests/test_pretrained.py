@@ -39,20 +39,20 @@ def test_shipped_release_is_safetensors_and_json(shipped):
     assert sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) == \
         ["config.json", "model.safetensors"]
     assert json.loads((directory / "config.json").read_text())["kind"] == "codec"
-    assert sum(p.stat().st_size for p in directory.iterdir()) < 10 * 2**20
+    assert sum(p.stat().st_size for p in directory.iterdir()) < 14 * 2**20  # the istft decoder in float16
     assert (shipped.sample_rate, shipped.hop_length, shipped.num_codebooks, shipped.codebook_size) == \
         (16000, 320, 8, 1024)
 
 
 def test_held_out_speech_is_recognisable(scores):
-    # Measured on this clip with the shipped codec: STOI 0.789, PESQ-WB 1.09 at 8 codebooks (the CPU
+    # Measured on this clip with the shipped codec: STOI 0.798, PESQ-WB 1.09 at 8 codebooks (the CPU
     # recipe has no adversarial loss, so the phase is free and PESQ stays low; intelligibility does not).
     assert scores[8]["stoi"] > 0.75
     assert scores[8]["pesq"] > 1.05
 
 
 def test_more_codebooks_sound_better(scores):
-    # Measured: STOI 0.680 / 0.742 / 0.789 and mel distance 0.415 / 0.401 / 0.398 at 1 / 2 / 8 codebooks.
+    # Measured: STOI 0.680 / 0.739 / 0.798 and mel distance 0.383 / 0.351 / 0.334 at 1 / 2 / 8 codebooks.
     assert scores[8]["stoi"] > scores[2]["stoi"] + 0.02 > scores[1]["stoi"] + 0.04
     assert scores[8]["mel"] < scores[2]["mel"] < scores[1]["mel"]
     assert scores[8]["pesq"] > scores[1]["pesq"]
