@@ -69,11 +69,15 @@ class StudyRun:
     valid: list[dict]  # the validation rows of metrics.jsonl
 
 
-def train_study(shards: Path, run_dir: Path, name: str = "default", **model_overrides) -> StudyRun:
+def train_study(shards: Path, run_dir: Path, name: str = "default", max_steps: int | None = None,
+                **model_overrides) -> StudyRun:
+    """Train the study's LM (`max_steps`: fewer than the recipe's 400, for a quick check)."""
     from ..training.run import train_lm
 
     recipe = copy.deepcopy(RECIPE)
     recipe["model"].update(model_overrides)
+    if max_steps is not None:
+        recipe["train"]["max_steps"] = max_steps
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "study.yaml"
     path.write_text(yaml.safe_dump(recipe))
