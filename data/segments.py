@@ -89,7 +89,3 @@ class SegmentDataset(Dataset):
     def batch(self, crops: list[Crop]) -> torch.Tensor:
         """The crops' audio [B, 1, segment]."""
         return torch.stack([self.load(c) for c in crops])
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """A batch [B, 1, segment] of crops from files drawn in proportion to their length."""
-        return self.batch(self.draw(batch_size, generator))

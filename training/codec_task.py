@@ -89,7 +89,7 @@ class CodecTask:
             self.discriminator = Discriminator(channels=recipe.loss.discriminator_channels).to(device)
 
     def _labels(self, data: str | Path, alignments: str | Path | None) -> FrameLabels | None:
-        classes = getattr(getattr(self.codec, "config", None), "phonetic_classes", 0)
+        classes = self.codec.config.phonetic_classes if isinstance(self.codec, Codec) else 0
         if not classes:
             return None
         if alignments is None:
