@@ -23,15 +23,15 @@ class TokenDataset:
     """Items of a shard directory (one split), each paired with a voice prompt when its speaker has
     another utterance: the zero-shot training pair (speak this text in the voice of that clip)."""
 
-    def __init__(self, shards: TokenShards, max_frames: int | None = None,
+    def __init__(self, shards: TokenShards, max_item_frames: int | None = None,
                  prompt_frames: tuple[int, int] = (150, 500), speakers: tuple[str, ...] = (),
                  keep: set[str] | None = None) -> None:
         self.shards = shards
         self.prompt_frames = prompt_frames
-        # Items longer than max_frames are left out rather than cropped: a crop would cut the text.
+        # Items longer than max_item_frames are left out rather than cropped: a crop would cut the text.
         # With `speakers` (base-speaker prefixes), only those speakers' items; with `keep`, only those ids.
         self.indices = [i for i, m in enumerate(shards.meta) if m.frames > 0
-                        and (max_frames is None or m.frames <= max_frames)
+                        and (max_item_frames is None or m.frames <= max_item_frames)
                         and of_speakers(m.base_speaker, m.speaker, speakers)
                         and (keep is None or m.id in keep)]
         self.by_speaker: dict[str, list[int]] = defaultdict(list)
@@ -70,47 +70,23 @@ class TokenDataset:
         return codes[:, start: start + length]
 
 
-def length_batches(lengths: list[int], max_frames: int, generator: torch.Generator,
-                   max_items: int | None = None) -> list[list[int]]:
-    """Batches of positions whose padded size (longest x count) stays within `max_frames`.
-
-    Positions are sorted by length (ties broken at random) so a batch holds similar lengths and
-    little padding; the batch order is shuffled. An item longer than max_frames forms its own batch.
-    """
-    if not lengths:
-        return []
-    noise = torch.rand(len(lengths), generator=generator)
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], float(noise[i])))
-    batches, current, longest = [], [], 0
-    for i in order:
-        grown = max(longest, lengths[i])
-        if current and _full(grown, len(current), max_frames, max_items):
-            batches.append(current)
-            current, grown = [], lengths[i]
-        current.append(i)
-        longest = grown
-    batches.append(current)
-    permutation = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[p] for p in permutation]
-
-
-def random_length_batch(order: list[int], lengths: list[int], generator: torch.Generator, max_frames: int = 0,
+def random_length_batch(order: list[int], lengths: list[int], generator: torch.Generator, frame_budget: int = 0,
                         max_items: int | None = None, min_items: int = 1) -> list[int]:
     """One batch of neighbours in `order` (positions sorted by length) from a random starting point, as
-    many as fit `max_frames` padded frames (0 = no frame budget) and `max_items`, and at least `min_items`
+    many as fit `frame_budget` padded frames (0 = no frame budget) and `max_items`, and at least `min_items`
     (one per process). Drawn with `generator` only, so a resumed training run draws the same batches."""
     start = int(torch.randint(len(order), (1,), generator=generator))
     chosen, longest = [], 0
     for step in range(len(order)):
         position = order[(start + step) % len(order)]
         grown = max(longest, lengths[position])
-        if len(chosen) >= min_items and _full(grown, len(chosen), max_frames, max_items):
+        if len(chosen) >= min_items and _full(grown, len(chosen), frame_budget, max_items):
             break
         chosen.append(position)
         longest = grown
     return chosen
 
 
-def _full(longest: int, count: int, max_frames: int, max_items: int | None) -> bool:
+def _full(longest: int, count: int, frame_budget: int, max_items: int | None) -> bool:
     """Whether a batch of `count` items cannot take one more whose padded length would be `longest`."""
-    return bool((max_frames and longest * (count + 1) > max_frames) or (max_items and count >= max_items))
+    return bool((frame_budget and longest * (count + 1) > frame_budget) or (max_items and count >= max_items))

@@ -39,8 +39,10 @@ def bench_train(kind: str, config: str, data: Path, processes: list[int], steps:
         raise SonorantError("bench train: at least 4 steps (the first interval is warm-up)")
     recipe = load_recipe_dict(config)
     interval = max(1, steps // 4)
-    recipe["train"].update(max_steps=steps, log_every=interval, valid_every=10 * steps, sample_every=10 * steps,
+    recipe["train"].update(max_steps=steps, log_every=interval, valid_every=10 * steps,
                            checkpoint_every=10 * steps, **(overrides or {}))
+    if kind == "codec":
+        recipe["train"]["sample_every"] = 10 * steps
     results = []
     with tempfile.TemporaryDirectory(prefix="sonorant-bench-train-") as work:
         path = Path(work) / "recipe.yaml"

@@ -36,7 +36,7 @@ RECIPE = {
               "dropout": 0.2, "condition_dropout": 0.0},
     "train": {"max_steps": 400, "batch_size": 16, "lr": 0.002, "betas": [0.9, 0.95], "weight_decay": 0.1,
               "warmup_steps": 20, "log_every": 50, "valid_every": 100, "checkpoint_every": 400,
-              "sample_every": 100000, "threads": 0},
+              "threads": 0},
 }
 
 

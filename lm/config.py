@@ -9,8 +9,8 @@ from typing import Any
 from ..core.config import config_from_dict
 
 # 2: the aligned phoneme stream with a predicted pointer replaced the text prefix (no migration: the models
-# of format 1 read text in a way this code no longer has).
-CONFIG_FORMAT_VERSION = 2
+# of format 1 read text in a way this code no longer has). 3: `max_frames` is `max_frames_without_text`.
+CONFIG_FORMAT_VERSION = 3
 
 # Segment (modality) ids added to every position of the global sequence.
 SEGMENT_CAPTION, SEGMENT_PROMPT, SEGMENT_TARGET = 0, 1, 2
@@ -56,8 +56,8 @@ class LMConfig:
     phoneme_window: tuple[int, ...] = (-1, 0, 1, 2)
     max_spent_frames: int = 48  # frames-in-phoneme counts from here on share one embedding
     pointer_weight: float = 1.0  # weight of the stay/advance loss next to the codebooks' cross-entropy
-    # Generation without text (captions, continuation) stops at max_frames at the latest.
-    max_frames: int = 1500
+    # Generation without text (captions, continuation) stops here at the latest; with text the pointer ends it.
+    max_frames_without_text: int = 1500
 
     def __post_init__(self) -> None:
         if self.local_context not in ("first", "every"):
@@ -97,8 +97,10 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
     data.pop("format_version", None)  # the release format's version, not the config's
     if version > CONFIG_FORMAT_VERSION:
         raise ValueError(f"LM config format {version} is newer than this sonorant ({CONFIG_FORMAT_VERSION})")
-    if version < CONFIG_FORMAT_VERSION:
+    if version < 2:
         raise ValueError(OLD_FORMAT)
+    if version < 3 and "max_frames" in data:
+        data["max_frames_without_text"] = data.pop("max_frames")
     return data
 
 

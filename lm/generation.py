@@ -62,8 +62,8 @@ class Generation:
         self.start = start if start is not None else torch.zeros(b, dtype=torch.long, device=device)
         self.has_text = cond.phoneme_lengths > 0
         remaining = (cond.phoneme_lengths - self.start).clamp(min=1)
-        caps = torch.where(self.has_text, remaining * s.max_frames_per_phoneme, torch.full_like(remaining,
-                                                                                                  c.max_frames))
+        caps = torch.where(self.has_text, remaining * s.max_frames_per_phoneme,
+                           torch.full_like(remaining, c.max_frames_without_text))
         self.caps = caps.clamp(max=s.max_frames) if s.max_frames is not None else caps
         if prefix is not None and prefix_pointer is None:  # forced frames without phonemes (continuation)
             prefix_pointer = torch.zeros(b, prefix.shape[-1], dtype=torch.long, device=device)

@@ -28,7 +28,7 @@ SENTENCES = ["The quick brown fox jumps over the lazy dog.", "It is three thirty
              "A journey of a thousand miles begins with one step.", "Time flies like an arrow."]
 TINY = """kind: aligner
 model: {text_dim: 32, audio_dim: 32, attention_dim: 16, text_layers: 1, audio_layers: 1}
-train: {max_steps: 4, batch_size: 4, log_every: 2, valid_every: 4, checkpoint_every: 4, sample_every: 100}
+train: {max_steps: 4, batch_size: 4, log_every: 2, valid_every: 4, checkpoint_every: 4}
 """
 
 

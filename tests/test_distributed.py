@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +25,18 @@ from sonorant.training.run import train_codec, train_lm
 
 
 def torchrun(args: list, nproc: int = 2, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run the CLI under torchrun. A worker killed by a signal inside torch's gloo transport (seen once in
+    many runs on a loaded CI machine, in torch's own code; not reproduced in 8 runs here) gets one rerun with
+    a fresh --out; any other failure, or a second crash, fails the test. The workers print their Python stack
+    on a segfault (PYTHONFAULTHANDLER)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
                "-m", "sonorant.cli", *map(str, args)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    if result.returncode != 0 and "Signal 11 (SIGSEGV)" in result.stderr and "--resume" not in args:
+        out = args[args.index("--out") + 1]
+        shutil.rmtree(out, ignore_errors=True)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

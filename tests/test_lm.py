@@ -131,7 +131,7 @@ def test_same_seed_same_tokens_and_cfg_scale_one_is_the_conditional_pass(model):
 
 
 def test_without_text_the_cap_stops_generation():
-    model = HierarchicalLM(tiny_config(max_frames=7)).eval()
+    model = HierarchicalLM(tiny_config(max_frames_without_text=7)).eval()
     cond = Conditioning(torch.zeros(2, 1, dtype=torch.long), torch.tensor([0, 0]))
     # Forbid the end token so only the cap can stop generation.
     logits = model.local_logits

@@ -13,7 +13,7 @@ from sonorant.core.audio import load_audio
 from sonorant.data.encode import encode_manifest
 from sonorant.data.manifest import Item, read_manifest, write_manifest
 from sonorant.data.shards import ShardError, TokenShards
-from sonorant.data.token_dataset import TokenDataset, length_batches
+from sonorant.data.token_dataset import TokenDataset, random_length_batch
 
 from .conftest import tone
 
@@ -107,7 +107,7 @@ def test_prompts_come_from_another_utterance_of_the_same_speaker(speech_corpus, 
         assert speaker[example.prompt_id] == example.speaker
         assert 5 <= example.prompt.shape[-1] <= 8 or example.prompt.shape[-1] == shards.codes(
             [m.id for m in shards.meta].index(example.prompt_id)).shape[-1]
-    assert len(TokenDataset(shards, max_frames=20)) < len(dataset)
+    assert len(TokenDataset(shards, max_item_frames=20)) < len(dataset)
     only = TokenDataset(shards, prompt_frames=(5, 8), speakers=("spk1",))
     assert len(only) == 3 and {shards.meta[i].speaker for i in only.indices} == {"spk1"}
 
@@ -119,14 +119,13 @@ def test_encode_keeps_only_the_speakers_asked_for(speech_corpus, tiny_codec, tmp
     assert {m.speaker for m in TokenShards(tmp_path / "shards").meta} == {"spk0", "spk2"}
 
 
-def test_length_batches_fit_the_budget_and_cover_everything():
+def test_a_random_length_batch_fits_the_frame_budget_and_repeats_with_its_generator():
     lengths = [int(x) for x in torch.randint(10, 200, (300,), generator=torch.Generator().manual_seed(0))]
-    batches = length_batches(lengths, 1000, torch.Generator().manual_seed(1))
-    assert sorted(i for b in batches for i in b) == list(range(300))
-    for batch in batches:
-        assert max(lengths[i] for i in batch) * len(batch) <= 1000
-    padding = sum(max(lengths[i] for i in b) * len(b) for b in batches) - sum(lengths)
-    assert padding < 0.1 * sum(lengths)  # similar lengths share a batch
-    again = length_batches(lengths, 1000, torch.Generator().manual_seed(1))
-    assert again == batches
-    assert length_batches([5000, 10], 1000, torch.Generator()) in ([[0], [1]], [[1], [0]])
+    order = sorted(range(300), key=lengths.__getitem__)
+    for seed in range(20):
+        batch = random_length_batch(order, lengths, torch.Generator().manual_seed(seed), 1000)
+        assert len(set(batch)) == len(batch) >= 1
+        assert max(lengths[i] for i in batch) * len(batch) <= 1000 or len(batch) == 1
+        assert batch == random_length_batch(order, lengths, torch.Generator().manual_seed(seed), 1000)
+    assert len(random_length_batch(order, lengths, torch.Generator(), 0, max_items=7)) == 7
+    assert len(random_length_batch(order, [5000] * 300, torch.Generator(), 1000, min_items=2)) == 2

@@ -73,6 +73,30 @@ def test_unknown_recipe_and_bad_keys(corpus, tmp_path, capsys):
     assert "batch_sise" in capsys.readouterr().err
 
 
+def test_each_task_refuses_the_train_keys_of_another():
+    """A key of another task's train section is an error, not silently ignored; a renamed key names its new
+    name; a run recorded with every task's keys (before the sections split) still resumes."""
+    from sonorant.training.recipe import RecipeError, aligner_recipe, codec_recipe, lm_recipe, load_recipe_dict
+    from sonorant.training.recipe import recorded_recipe
+
+    codec = load_recipe_dict("codec-tiny")
+    with pytest.raises(RecipeError, match="speakers does not apply"):
+        codec_recipe({**codec, "train": {**codec["train"], "speakers": ["flite:"]}})
+    lm = load_recipe_dict("lm-tiny")
+    with pytest.raises(RecipeError, match="sample_every, segment_seconds do not apply"):
+        lm_recipe({**lm, "train": {**lm["train"], "segment_seconds": 2.0, "sample_every": 10}})
+    with pytest.raises(RecipeError, match="`max_frames` is now `max_item_frames`"):
+        lm_recipe({**lm, "train": {**lm["train"], "max_frames": 500}})
+    aligner = load_recipe_dict("aligner")
+    with pytest.raises(RecipeError, match="frozen does not apply"):
+        aligner_recipe({**aligner, "train": {**aligner["train"], "frozen": ["encoder"]}})
+    old = {**lm, "train": {**lm["train"], "max_frames": 500, "segment_seconds": 1.0, "max_seconds": 20.0,
+                           "sample_every": 1000, "frozen": []}}
+    assert lm_recipe(recorded_recipe(old)).train.max_item_frames == 500
+    with pytest.raises(RecipeError, match="batch_sise"):
+        lm_recipe(recorded_recipe({**lm, "train": {**lm["train"], "batch_sise": 3}}))
+
+
 def test_training_improves_reconstruction(corpus, tmp_path):
     """A short run lowers the mel distance of a held-out clip (the recipe actually learns)."""
     clip = torch.from_numpy(tone(1.0, seed=9))[None, None]

@@ -184,9 +184,6 @@ class AlignerTask:
                            boundary_p90_ms=1000 * float(np.percentile(errors, 90)))
         return metrics
 
-    def samples(self, step: int) -> dict[str, torch.Tensor]:
-        return {}
-
     @torch.no_grad()
     def word_shifts(self) -> tuple[float, float]:
         """Median (start, end) difference of the aligner's word times to the engines' own on the validation

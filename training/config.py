@@ -7,29 +7,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The `train:` keys every task reads: the loop, the optimiser and its schedule, distribution, logging.
+    Each task's section adds its own data keys (below) and refuses another task's."""
+
     max_steps: int = 7000
     # Wall-clock budget of the training loop in minutes (0 = none): training stops after the step that
     # crosses it, with the usual end-of-run validation and checkpoint.
     max_minutes: float = 0.0
-    # The global batch of one optimiser step, over all processes: items (codec; LM when batch_frames is
-    # 0) or an LM's padded frames. It stays the same whatever the number of processes.
+    # The global batch of one optimiser step, over all processes, in items. It stays the same whatever the
+    # number of processes.
     batch_size: int = 8
-    batch_frames: int = 0
-    # Gradient accumulation: at most this much per forward and process (items, or LM padded frames);
-    # 0 = each process's share of the batch in one forward.
+    # Gradient accumulation: at most this many items per forward and process; 0 = each process's share of
+    # the batch in one forward.
     micro_batch_size: int = 0
-    micro_batch_frames: int = 0
-    max_frames: int = 1500  # LM: longest item kept
-    max_seconds: float = 20.0  # aligner: longest item kept
-    max_items: int = 0  # aligner: train on the first n items of the manifest (0 = all)
-    # LM: train only on items whose base speaker starts with one of these (empty = every speaker), e.g.
-    # ["flite:"] for one engine's voices: fewer voices make the text alignment emerge sooner on a CPU.
-    speakers: tuple[str, ...] = ()
-    prompt_frames: tuple[int, int] = (150, 500)  # LM: voice prompt length range in frames (3-10 s at 50 Hz)
-    segment_seconds: float = 1.0
-    # Codec: modules kept as loaded from --init-from (e.g. ["encoder", "quantizer"]: a new decoder for an
-    # existing token space, so token files and LMs made with the old codec stay valid).
-    frozen: tuple[str, ...] = ()
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)
     weight_decay: float = 0.0
@@ -42,9 +32,36 @@ class TrainConfig:
     log_every: int = 25
     valid_every: int = 500
     checkpoint_every: int = 250
-    sample_every: int = 1000
     seed: int = 0
     threads: int = 0  # CPU threads for torch; 0 = torch's default
+
+
+@dataclass(frozen=True)
+class CodecTrainConfig(TrainConfig):
+    segment_seconds: float = 1.0  # length of the random crops trained on
+    # Modules kept as loaded from --init-from (e.g. ["encoder", "quantizer"]: a new decoder for an existing
+    # token space, so token files and LMs made with the old codec stay valid).
+    frozen: tuple[str, ...] = ()
+    sample_every: int = 1000  # audio samples to tensorboard every n steps
+
+
+@dataclass(frozen=True)
+class LMTrainConfig(TrainConfig):
+    # The global batch in padded frames (0: batch_size items), and at most this many padded frames per
+    # forward and process (0: micro_batch_size).
+    batch_frames: int = 0
+    micro_batch_frames: int = 0
+    max_item_frames: int = 1500  # longer items are left out (a crop would cut the text)
+    # Train only on items whose base speaker starts with one of these (empty = every speaker), e.g.
+    # ["flite:"] for one engine's voices.
+    speakers: tuple[str, ...] = ()
+    prompt_frames: tuple[int, int] = (150, 500)  # voice prompt length range in frames (3-10 s at 50 Hz)
+
+
+@dataclass(frozen=True)
+class AlignerTrainConfig(TrainConfig):
+    max_seconds: float = 20.0  # longer items are left out
+    max_items: int = 0  # train on the first n items of the manifest (0 = all)
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,9 @@ class LMTask:
         t = recipe.train
         self.train_config = t
         usable = self._aligned_ids(metas)
-        self.train_data = TokenDataset(train, t.max_frames, t.prompt_frames, t.speakers, keep=usable)
+        self.train_data = TokenDataset(train, t.max_item_frames, t.prompt_frames, t.speakers, keep=usable)
         if not len(self.train_data):
-            raise SonorantError(f"{shards}: no train items of at most {t.max_frames} frames"
+            raise SonorantError(f"{shards}: no train items of at most {t.max_item_frames} frames"
                                 + (f" from speakers {', '.join(t.speakers)}" if t.speakers else "")
                                 + " with durations that match their frames")
         self.lengths = self.train_data.lengths()
@@ -109,7 +109,7 @@ class LMTask:
         if init_from is not None:
             load_init_weights(self.model, HierarchicalLM.from_pretrained(init_from))
         self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
-        valid_data = TokenDataset(valid, t.max_frames, t.prompt_frames, t.speakers, keep=usable)
+        valid_data = TokenDataset(valid, t.max_item_frames, t.prompt_frames, t.speakers, keep=usable)
         fixed = torch.Generator().manual_seed(1234)
         examples = [valid_data.example(i, fixed) for i in range(min(VALID_ITEMS, len(valid_data)))]
         self.valid_batch = self.collate(examples).to(device) if examples else None
@@ -222,9 +222,6 @@ class LMTask:
         metrics.update({k: float(v) for k, v in right.losses.items()})
         metrics.update({k: float(v) for k, v in right.metrics.items()})
         return metrics
-
-    def samples(self, step: int) -> dict[str, torch.Tensor]:
-        return {}  # audio needs the codec; `sonorant tts` renders samples from an exported model
 
 
 def share_of_loss(losses: dict[str, torch.Tensor], counts: torch.Tensor, totals: torch.Tensor,

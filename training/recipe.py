@@ -15,7 +15,7 @@ from ..codec.config import CodecConfig
 from ..core.config import config_from_dict
 from ..core.errors import SonorantError
 from ..lm.config import LMConfig
-from .config import CodecLossConfig, TrainConfig
+from .config import AlignerTrainConfig, CodecLossConfig, CodecTrainConfig, LMTrainConfig, TrainConfig
 
 
 class RecipeError(SonorantError):
@@ -25,7 +25,7 @@ class RecipeError(SonorantError):
 @dataclass(frozen=True)
 class CodecRecipe:
     model: CodecConfig
-    train: TrainConfig
+    train: CodecTrainConfig
     loss: CodecLossConfig
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,7 +36,7 @@ class CodecRecipe:
 @dataclass(frozen=True)
 class LMRecipe:
     model: LMConfig
-    train: TrainConfig
+    train: LMTrainConfig
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "lm", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
@@ -45,7 +45,7 @@ class LMRecipe:
 @dataclass(frozen=True)
 class AlignerRecipe:
     model: AlignerConfig
-    train: TrainConfig
+    train: AlignerTrainConfig
     loss: AlignerLossConfig
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def codec_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
         model = CodecConfig.from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    train = train_config(data, overrides)
+    train = train_config(CodecTrainConfig, data, overrides)
     loss = build(CodecLossConfig, data.get("loss") or {}, "loss")
     return CodecRecipe(model=model, train=train, loss=loss)
 
@@ -105,7 +105,7 @@ def lm_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> 
         model = LMConfig.from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    return LMRecipe(model=model, train=train_config(data, overrides))
+    return LMRecipe(model=model, train=train_config(LMTrainConfig, data, overrides))
 
 
 def aligner_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> AlignerRecipe:
@@ -119,18 +119,48 @@ def aligner_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None
         model = AlignerConfig.from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    return AlignerRecipe(model=model, train=train_config(data, overrides),
+    return AlignerRecipe(model=model, train=train_config(AlignerTrainConfig, data, overrides),
                          loss=build(AlignerLossConfig, data.get("loss") or {}, "loss"))
 
 
-def train_config(data: dict[str, Any], overrides: dict[str, Any] | None) -> TrainConfig:
+# Keys of the train section that were renamed: a recipe using the old name gets told the new one.
+RENAMED = {"max_frames": "max_item_frames"}
+TASK_CONFIGS = (CodecTrainConfig, LMTrainConfig, AlignerTrainConfig)
+
+
+def train_config(cls: type[TrainConfig], data: dict[str, Any], overrides: dict[str, Any] | None) -> Any:
+    """The task's train section (`cls`): a key of another task's section, or an old name, is a RecipeError."""
     values = {**(data.get("train") or {}), **(overrides or {})}
     # Runs recorded before the global batch existed say `accumulate: 1`, which is today's default.
     if values.get("accumulate", 1) != 1:
         raise RecipeError("train section: `accumulate` is gone; batch_size (or batch_frames) is the global batch "
                           "and micro_batch_size (or micro_batch_frames) bounds one forward")
     values.pop("accumulate", None)
-    return build(TrainConfig, values, "train")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for old, new in RENAMED.items():
+        if old in values and old not in fields:
+            raise RecipeError(f"train section: `{old}` is now `{new}`")
+    foreign = sorted(k for k in values if k not in fields and any(k in {f.name for f in dataclasses.fields(c)}
+                                                                  for c in TASK_CONFIGS))
+    if foreign:
+        raise RecipeError(f"train section: {', '.join(foreign)} "
+                          f"{'does' if len(foreign) == 1 else 'do'} not apply to this task")
+    return build(cls, values, "train")
+
+
+def recorded_recipe(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded recipe.yaml brought up to today's sections: runs recorded before each task had its own
+    train section carry every task's keys at their defaults (dropped here) and the old names (renamed)."""
+    if not isinstance(data, dict):
+        return data
+    kind = data.get("kind", "codec")
+    cls = {"codec": CodecTrainConfig, "lm": LMTrainConfig, "aligner": AlignerTrainConfig}.get(kind)
+    if cls is None or not isinstance(data.get("train"), dict):
+        return data
+    fields = {f.name for f in dataclasses.fields(cls)}
+    train = {RENAMED.get(k, k) if RENAMED.get(k) in fields else k: v for k, v in data["train"].items()}
+    others = {f.name for c in TASK_CONFIGS for f in dataclasses.fields(c)}
+    return {**data, "train": {k: v for k, v in train.items() if k in fields or k not in others}}
 
 
 def build(cls: type, values: dict[str, Any], section: str) -> Any:

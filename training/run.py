@@ -20,7 +20,7 @@ from .checkpoint import LATEST, load_checkpoint
 from .codec_task import CodecTask
 from .distributed import World, joined
 from .lm_task import CODEC_FILE, FRONTEND_FILE, LMTask
-from .recipe import aligner_recipe, codec_recipe, lm_recipe, load_recipe_dict
+from .recipe import aligner_recipe, codec_recipe, lm_recipe, load_recipe_dict, recorded_recipe
 from .trainer import Trainer, set_threads
 
 RECIPE_FILE = "recipe.yaml"
@@ -45,7 +45,7 @@ def _run_recipe(config: str, out: Path, resume: bool, build):
     recipe_path = out / RECIPE_FILE
     if resume and recipe_path.is_file():
         try:
-            return build(yaml.safe_load(recipe_path.read_text(encoding="utf-8")))
+            return build(recorded_recipe(yaml.safe_load(recipe_path.read_text(encoding="utf-8"))))
         except SonorantError:
             raise
         except Exception as e:  # yaml, unicode or dataclass errors of a file that is not a recipe we wrote

@@ -46,7 +46,8 @@ class Task(Protocol):
     def next_batch(self, step: int) -> list[MicroBatch]: ...
     def train_step(self, micro: MicroBatch, trainer: Trainer) -> dict[str, float]: ...
     def validate(self, step: int) -> dict[str, float]: ...
-    def samples(self, step: int) -> dict[str, torch.Tensor]: ...
+    # A task whose train section has `sample_every` (the codec) also gives audio samples:
+    # def samples(self, step: int) -> dict[str, torch.Tensor]
 
 
 class Trainer:
@@ -161,7 +162,8 @@ class Trainer:
                 if self.step % self.config.valid_every == 0 or self.step == end:
                     self._eval_mode()
                     self.log("valid", self.task.validate(self.step))
-                if self.step % self.config.sample_every == 0 or self.step == end:
+                sample_every = getattr(self.config, "sample_every", 0)
+                if sample_every and (self.step % sample_every == 0 or self.step == end):
                     self._eval_mode()
                     self._log_samples()
                 if self.step % self.config.checkpoint_every == 0 or self.step == end:
