@@ -76,8 +76,14 @@ def test_unknown_recipe_and_bad_keys(corpus, tmp_path, capsys):
 def test_each_task_refuses_the_train_keys_of_another():
     """A key of another task's train section is an error, not silently ignored; a renamed key names its new
     name; a run recorded with every task's keys (before the sections split) still resumes."""
-    from sonorant.training.recipe import RecipeError, aligner_recipe, codec_recipe, lm_recipe, load_recipe_dict
-    from sonorant.training.recipe import recorded_recipe
+    from sonorant.training.recipe import (
+        RecipeError,
+        aligner_recipe,
+        codec_recipe,
+        lm_recipe,
+        load_recipe_dict,
+        recorded_recipe,
+    )
 
     codec = load_recipe_dict("codec-tiny")
     with pytest.raises(RecipeError, match="speakers does not apply"):
