@@ -11,6 +11,7 @@ from ..core.config import config_from_dict
 # 2: the aligned phoneme stream with a predicted pointer replaced the text prefix (no migration: the models
 # of format 1 read text in a way this code no longer has). 3: `max_frames` is `max_frames_without_text`.
 CONFIG_FORMAT_VERSION = 3
+ALIGNED_FORMAT = 2  # the oldest format this code reads
 
 # Segment (modality) ids added to every position of the global sequence.
 SEGMENT_CAPTION, SEGMENT_PROMPT, SEGMENT_TARGET = 0, 1, 2
@@ -97,7 +98,7 @@ def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
     data.pop("format_version", None)  # the release format's version, not the config's
     if version > CONFIG_FORMAT_VERSION:
         raise ValueError(f"LM config format {version} is newer than this sonorant ({CONFIG_FORMAT_VERSION})")
-    if version < 2:
+    if version < ALIGNED_FORMAT:
         raise ValueError(OLD_FORMAT)
     if version < 3 and "max_frames" in data:
         data["max_frames_without_text"] = data.pop("max_frames")

@@ -14,7 +14,7 @@ from ..core.errors import ModelError
 from ..core.release import load_release, load_weights, save_release
 from .batch import Conditioning, LMBatch, LMOutput, advances, spent_frames
 from .config import (
-    CONFIG_FORMAT_VERSION,
+    ALIGNED_FORMAT,
     NUM_SEGMENTS,
     OLD_FORMAT,
     SEGMENT_CAPTION,
@@ -298,7 +298,7 @@ class HierarchicalLM(nn.Module):
     def from_pretrained(cls, directory: str | Path, device: torch.device | str = "cpu") -> HierarchicalLM:
         config, tensors = load_release(directory, "lm")
         config.pop("extra", None)
-        if config.get("config_version", 1) < CONFIG_FORMAT_VERSION:
+        if config.get("config_version", 1) < ALIGNED_FORMAT:  # releases before format 2 had no version
             raise ModelError(f"{directory}: {OLD_FORMAT}")
         try:
             model = cls(LMConfig.from_dict(config))
