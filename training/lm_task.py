@@ -16,8 +16,8 @@ from ..data.shards import TokenShards
 from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch
 from ..lm import Conditioning, HierarchicalLM, LMBatch
 from ..lm.batch import pointer_from_durations
+from ..text.captions import caption_encoder
 from ..text.frontend import TextFrontend, phonemize
-from ..tts.captions import caption_encoder
 from .batching import MicroBatch, rank_parts
 from .distributed import World
 from .recipe import LMRecipe

@@ -10,7 +10,7 @@ import torch
 from ..core.audio import audio_info, load_audio
 from ..core.errors import ModelError, SonorantError
 from ..lm import Conditioning, Generation, SamplingConfig
-from .captions import caption_encoder
+from ..text.captions import caption_encoder
 from .synthesizer import Audio, SynthesisInfo, SynthesisOptions, Synthesizer, resolve_options
 
 MAX_CONTEXT_SECONDS = 10.0
