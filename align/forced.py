@@ -44,7 +44,7 @@ class ForcedAlignment:
 
 def aligner_dir(model: str | Path | None = None) -> Path:
     """The aligner release of a bundle (None = the shipped one), or `model` itself when it is one."""
-    from ..codec.pretrained import default_model_dir
+    from ..core.paths import default_model_dir
 
     root = Path(model) if model is not None else default_model_dir()
     for candidate in (root, root / FOLDER):

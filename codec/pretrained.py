@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ModelError
+from ..core.paths import default_model_dir
 
 if TYPE_CHECKING:
     import torch
 
     from .model import Codec
-
-
-def default_model_dir() -> Path:
-    return Path(str(resources.files("sonorant.pretrained")))
 
 
 def codec_dir(model: str | Path | None = None) -> Path:

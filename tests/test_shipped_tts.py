@@ -10,7 +10,7 @@ import soundfile as sf
 import tomllib
 import torch
 
-from sonorant.codec.pretrained import default_model_dir
+from sonorant.core.paths import default_model_dir
 from sonorant.lm import Conditioning, LMBatch
 from sonorant.lm.batch import pointer_from_durations
 from sonorant.text.frontend import phonemize

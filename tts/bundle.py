@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codec.pretrained import default_model_dir
 from ..core.audio import write_audio
 from ..core.errors import ModelError, SonorantError
+from ..core.paths import default_model_dir
 from ..core.release import CONFIG, WEIGHTS
 
 LM_FOLDERS = ("tts", "lm")
