@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -17,40 +18,49 @@ from ..core.errors import SonorantError
 from ..lm.config import LMConfig
 from .config import AlignerTrainConfig, CodecLossConfig, CodecTrainConfig, LMTrainConfig, TrainConfig
 
+R = TypeVar("R", bound="Recipe")
+
 
 class RecipeError(SonorantError):
     """A recipe that cannot be found or does not match the config dataclasses."""
 
 
 @dataclass(frozen=True)
-class CodecRecipe:
+class Recipe:
+    """One task's recipe: a model section (the model's own config), a train section and, for some tasks, a loss
+    section; `kind` names the task in the YAML."""
+
+    kind: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value)
+        return out
+
+
+@dataclass(frozen=True)
+class CodecRecipe(Recipe):
+    kind: ClassVar[str] = "codec"
     model: CodecConfig
     train: CodecTrainConfig
     loss: CodecLossConfig
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "codec", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
-                "loss": dataclasses.asdict(self.loss)}
-
 
 @dataclass(frozen=True)
-class LMRecipe:
+class LMRecipe(Recipe):
+    kind: ClassVar[str] = "lm"
     model: LMConfig
     train: LMTrainConfig
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "lm", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
-
 
 @dataclass(frozen=True)
-class AlignerRecipe:
+class AlignerRecipe(Recipe):
+    kind: ClassVar[str] = "aligner"
     model: AlignerConfig
     train: AlignerTrainConfig
     loss: AlignerLossConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "aligner", "model": self.model.to_dict(), "train": dataclasses.asdict(self.train),
-                "loss": dataclasses.asdict(self.loss)}
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -80,47 +90,38 @@ def load_recipe_dict(name_or_path: str) -> dict[str, Any]:
 
 def codec_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> CodecRecipe:
     """Build the codec recipe from a recipe mapping; `overrides` update the train section."""
-    unknown = set(data) - {"kind", "model", "train", "loss"}
-    if unknown:
-        raise RecipeError(f"unknown recipe sections: {sorted(unknown)}")
-    if data.get("kind", "codec") != "codec":
-        raise RecipeError(f"this is a {data['kind']!r} recipe, not a codec recipe")
-    try:
-        model = CodecConfig.from_dict(data.get("model") or {})
-    except (TypeError, ValueError) as e:
-        raise RecipeError(f"model section: {e}") from None
-    train = train_config(CodecTrainConfig, data, overrides)
-    loss = build(CodecLossConfig, data.get("loss") or {}, "loss")
-    return CodecRecipe(model=model, train=train, loss=loss)
+    return build_recipe(CodecRecipe, data, overrides)
 
 
 def lm_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> LMRecipe:
     """Build the LM recipe from a recipe mapping; `overrides` update the train section."""
-    unknown = set(data) - {"kind", "model", "train"}
-    if unknown:
-        raise RecipeError(f"unknown LM recipe sections: {sorted(unknown)}")
-    if data.get("kind") != "lm":
-        raise RecipeError(f"this is a {data.get('kind', 'codec')!r} recipe, not an LM recipe (kind: lm)")
-    try:
-        model = LMConfig.from_dict(data.get("model") or {})
-    except (TypeError, ValueError) as e:
-        raise RecipeError(f"model section: {e}") from None
-    return LMRecipe(model=model, train=train_config(LMTrainConfig, data, overrides))
+    return build_recipe(LMRecipe, data, overrides)
 
 
 def aligner_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> AlignerRecipe:
     """Build the aligner recipe from a recipe mapping; `overrides` update the train section."""
-    unknown = set(data) - {"kind", "model", "train", "loss"}
+    return build_recipe(AlignerRecipe, data, overrides)
+
+
+def build_recipe(cls: type[R], data: dict[str, Any], overrides: dict[str, Any] | None) -> R:
+    """Recipe `cls` from a mapping: unknown sections, another task's kind (a missing kind means codec) and bad
+    keys are RecipeErrors."""
+    hints = typing.get_type_hints(cls)
+    sections = [f.name for f in dataclasses.fields(cls)]
+    kind = data.get("kind", "codec")
+    if kind != cls.kind:
+        raise RecipeError(f"this is a {kind!r} recipe, not a {cls.kind} recipe (kind: {cls.kind})")
+    unknown = set(data) - {"kind", *sections}
     if unknown:
-        raise RecipeError(f"unknown aligner recipe sections: {sorted(unknown)}")
-    if data.get("kind") != "aligner":
-        raise RecipeError(f"this is a {data.get('kind', 'codec')!r} recipe, not an aligner recipe (kind: aligner)")
+        raise RecipeError(f"unknown {cls.kind} recipe sections: {sorted(unknown)}")
     try:
-        model = AlignerConfig.from_dict(data.get("model") or {})
+        model = hints["model"].from_dict(data.get("model") or {})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"model section: {e}") from None
-    return AlignerRecipe(model=model, train=train_config(AlignerTrainConfig, data, overrides),
-                         loss=build(AlignerLossConfig, data.get("loss") or {}, "loss"))
+    built = {"model": model, "train": train_config(hints["train"], data, overrides)}
+    if "loss" in sections:
+        built["loss"] = build(hints["loss"], data.get("loss") or {}, "loss")
+    return cls(**built)
 
 
 # Keys of the train section that were renamed: a recipe using the old name gets told the new one.
