@@ -32,6 +32,11 @@ def test_one_step_through_the_cli_then_export(corpus, tmp_path):
     codec = Codec.from_pretrained(tmp_path / "release")
     assert torch.equal(codec.state_dict()["decoder.layers.0.conv.parametrizations.weight.original1"],
                        _weights(out)["decoder.layers.0.conv.parametrizations.weight.original1"])
+    # A run recorded before each task had its own train section (every task's keys, old names) still exports.
+    recorded = yaml.safe_load((out / "recipe.yaml").read_text())
+    recorded["train"].update(max_frames=1500, speakers=[], max_seconds=20.0, max_items=0, batch_frames=0)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recorded))
+    assert run(["train", "export", out, "-o", tmp_path / "again"]) == 0
 
 
 def test_resume_is_exact(corpus, tmp_path):

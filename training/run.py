@@ -45,7 +45,7 @@ def _run_recipe(config: str, out: Path, resume: bool, build):
     recipe_path = out / RECIPE_FILE
     if resume and recipe_path.is_file():
         try:
-            return build(recorded_recipe(yaml.safe_load(recipe_path.read_text(encoding="utf-8"))))
+            return build(read_recorded_recipe(out))
         except SonorantError:
             raise
         except Exception as e:  # yaml, unicode or dataclass errors of a file that is not a recipe we wrote
@@ -54,6 +54,11 @@ def _run_recipe(config: str, out: Path, resume: bool, build):
     if (out / LATEST).exists() and not resume:
         raise SonorantError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     return build(load_recipe_dict(config))
+
+
+def read_recorded_recipe(run_dir: Path) -> dict:
+    """The recipe a run recorded, brought up to today's sections (`recipe.recorded_recipe`)."""
+    return recorded_recipe(yaml.safe_load((run_dir / RECIPE_FILE).read_text(encoding="utf-8")))
 
 
 def _fit(task, recipe, out: Path, world: World, generator: torch.Generator, resume: bool, max_steps: int | None,
@@ -140,7 +145,7 @@ def export_run(run_dir: str | Path, out: str | Path, half: bool = False) -> Path
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file() or not (run_dir / LATEST).is_file():
         raise SonorantError(f"{run_dir} is not a training run (needs {RECIPE_FILE} and {LATEST})")
-    data = yaml.safe_load((run_dir / RECIPE_FILE).read_text())
+    data = read_recorded_recipe(run_dir)
     if data.get("kind") == "lm":
         lm = HierarchicalLM(lm_recipe(data).model)
         lm.load_state_dict(load_checkpoint(run_dir / LATEST)["modules"]["lm"])
