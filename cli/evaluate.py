@@ -109,7 +109,7 @@ def tts(
     temperature: float = typer.Option(None, "--temperature", min=0.0, max=5.0, callback=finite,
                                       help="Sampling temperature (default: the synthesizer's)."),
     cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, callback=finite,
-                              help="Classifier-free guidance on the text (default: off)."),
+                              help="Classifier-free guidance on the text (default: the synthesizer's, 2; 1: off)."),
     device: str = typer.Option("cpu", "--device"),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper-base WER/CER (the eval extra)."),
     similarity: bool = typer.Option(True, "--similarity/--no-similarity", help="resemblyzer speaker similarity."),

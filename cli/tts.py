@@ -144,7 +144,7 @@ def speak(
     top_k: int = typer.Option(None, "--top-k", min=0),
     top_p: float = typer.Option(None, "--top-p", callback=finite, min=0.01, max=1.0),
     cfg: float = typer.Option(None, "--cfg", callback=finite,
-                              min=1.0, max=10.0, help="Classifier-free guidance scale (off: 1)."),
+                              min=1.0, max=10.0, help="Classifier-free guidance (default 2; 1: off, twice as fast)."),
     max_seconds: float = typer.Option(None, "--max-seconds", callback=finite,
                                       min=0.5, max=3600.0, help="Cap on the audio length."),
     speed: float = typer.Option(None, "--speed", callback=finite,

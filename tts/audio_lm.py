@@ -21,10 +21,12 @@ def _no_text(synth: Synthesizer) -> tuple[torch.Tensor, torch.Tensor]:
             torch.zeros(1, dtype=torch.long, device=synth.device))
 
 
-def _sampling(options: SynthesisOptions, frames: int) -> SamplingConfig:
-    # The user asked for this many seconds: the end decision is not taken before them.
+def _sampling(options: SynthesisOptions, frames: int, guided: bool) -> SamplingConfig:
+    # The user asked for this many seconds: the end decision is not taken before them. Guidance needs a
+    # condition to drop: a continuation has none.
     return SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                          cfg_scale=options.cfg_scale, seed=options.seed, max_frames=frames, min_frames=frames)
+                          cfg_scale=options.guidance if guided else None, seed=options.seed, max_frames=frames,
+                          min_frames=frames)
 
 
 @torch.no_grad()
@@ -46,7 +48,7 @@ def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, i
     cond = Conditioning(text, lengths, prompt=codes, prompt_lengths=torch.tensor([codes.shape[-1]],
                                                                                   device=synth.device))
     frames = max(1, round(seconds * synth.codec.frame_rate))
-    generation = Generation(synth.lm, cond, _sampling(options, frames), prefix=codes)
+    generation = Generation(synth.lm, cond, _sampling(options, frames, guided=False), prefix=codes)
     info = SynthesisInfo(mode="continuation")
     state = synth.codec.new_stream(1)  # this call's own decoder state: concurrent calls never share it
     head = synth.codec.decode_step(codes, state)[0, 0].cpu()  # also warms the decoder up on the context
@@ -77,7 +79,7 @@ def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0
     cond = Conditioning(text, lengths, caption=embedding, has_caption=torch.ones(1, dtype=torch.bool,
                                                                                  device=synth.device))
     frames = max(1, round(seconds * synth.codec.frame_rate))
-    generation = Generation(synth.lm, cond, _sampling(options, frames))
+    generation = Generation(synth.lm, cond, _sampling(options, frames, guided=True))
     info = SynthesisInfo(mode="caption")
     chunks = [c.samples for c in synth.render(generation, info, options, start, state=synth.codec.new_stream(1))]
     info.synthesis_s = time.perf_counter() - start

@@ -46,7 +46,9 @@ class SynthesisOptions:
     temperature: float = 0.8
     top_k: int = 50
     top_p: float = 1.0
-    cfg_scale: float | None = None
+    # Classifier-free guidance on the phonemes (1 or None: off, half the compute). On by default: on the
+    # held-out voices it took the shipped LM's Whisper WER from 74 % to 44 % (README, "Guidance").
+    cfg_scale: float | None = 2.0
     seed: int | None = None
     max_seconds: float = 60.0  # of generated audio, all text chunks together
     pause_seconds: float = 0.2  # silence between text chunks
@@ -54,6 +56,11 @@ class SynthesisOptions:
     speed: float = 1.0  # 0.5 (slow) to 2.0 (fast): a bias on the pointer's advance decision
     first_frames: int = 2  # decode and yield as soon as this many frames exist...
     chunk_frames: int = 8  # ...then every this many
+
+    @property
+    def guidance(self) -> float | None:
+        """The guidance scale to sample with: None when off (scale 1 changes nothing and would cost a batch)."""
+        return None if self.cfg_scale is None or self.cfg_scale == 1.0 else self.cfg_scale
 
 
 @dataclass
@@ -320,7 +327,7 @@ class Synthesizer:
                             None if prompt is None else torch.tensor([prompt.shape[-1]], device=self.device))
         seed = None if options.seed is None else options.seed + index
         sampling = SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
-                                  cfg_scale=options.cfg_scale, seed=seed, max_frames=budget, speed=options.speed)
+                                  cfg_scale=options.guidance, seed=seed, max_frames=budget, speed=options.speed)
         generation = Generation(self.lm, cond, sampling, prefix=prefix, prefix_pointer=prefix_pointer,
                                 start=torch.tensor([start], device=self.device))
         from .timestamps import piece_words
