@@ -159,9 +159,15 @@ def recorded_recipe(data: dict[str, Any]) -> dict[str, Any]:
     if cls is None or not isinstance(data.get("train"), dict):
         return data
     fields = {f.name for f in dataclasses.fields(cls)}
-    train = {RENAMED.get(k, k) if RENAMED.get(k) in fields else k: v for k, v in data["train"].items()}
     others = {f.name for c in TASK_CONFIGS for f in dataclasses.fields(c)}
-    return {**data, "train": {k: v for k, v in train.items() if k in fields or k not in others}}
+    train = {}
+    for key, value in data["train"].items():
+        name = RENAMED.get(key, key)
+        if name in fields:
+            train[name] = value
+        elif name not in others:
+            train[key] = value  # unknown: the builder refuses it
+    return {**data, "train": train}
 
 
 def build(cls: type, values: dict[str, Any], section: str) -> Any:

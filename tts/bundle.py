@@ -14,10 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.audio import write_audio
 from ..core.errors import ModelError, SonorantError
 from ..core.paths import default_model_dir
-from ..core.release import CONFIG, WEIGHTS
 
 LM_FOLDERS = ("tts", "lm")
 
@@ -79,6 +77,8 @@ def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
 
 # -- assembling a bundle ----------------------------------------------------------------------------
 def _copy_release(src: Path, dst: Path, kind: str, extra_files: tuple[str, ...] = ()) -> None:
+    from ..core.release import CONFIG, WEIGHTS  # torch: only when a bundle is assembled
+
     if release_kind(src) != kind or not (src / WEIGHTS).is_file():
         raise SonorantError(f"{src}: not a {kind} release directory (sonorant train export writes one)")
     dst.mkdir(parents=True, exist_ok=True)
@@ -96,6 +96,8 @@ def assemble_bundle(out: str | Path, lm: str | Path | None, codec: str | Path | 
     would: trimmed, loudness set, at most 10 s). An LM trained on another codec's tokens is refused before
     anything is replaced."""
     from ..codec import Codec
+    from ..core.audio import write_audio
+    from ..core.release import CONFIG
     from .prompt import prepare_prompt
 
     out = Path(out)
