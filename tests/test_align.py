@@ -194,6 +194,7 @@ def test_cli_align_writes_words_in_text_order(release, spoken, tmp_path):
     assert all(p["start"] < p["end"] for p in data["phonemes"])
 
 
+@pytest.mark.slow
 def test_cli_align_bad_input_is_one_line_and_exit_2(release, spoken, tmp_path):
     out = tmp_path / "a.json"
     for args in (["align", str(spoken / "wav" / "silent.wav"), "--text", "Hello."],

@@ -26,6 +26,7 @@ def test_bench_codec_writes_json(tiny_codec, tmp_path, capsys):
     assert "x real time" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_eval_codec_report(tiny_codec, tmp_path):
     model = tiny_codec.save_pretrained(tmp_path / "m")
     (tmp_path / "wav").mkdir()

@@ -23,6 +23,7 @@ def bundle(tmp_path_factory) -> Path:
 
 
 
+@pytest.mark.slow
 def test_tts_writes_a_file_and_streams_pcm(bundle, tmp_path, cli):
     result = cli(["tts", "The quick brown fox.", "--model", str(bundle), "-o", "out.wav", "--seed", "1"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -97,6 +98,7 @@ def test_continue_and_generate(bundle, tmp_path, cli):
     assert not (tmp_path / "g.wav").exists()
 
 
+@pytest.mark.slow
 def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, cli):
     pytest.importorskip("resemblyzer")
     cases = [{"text": "As he was taken away he made a bargain with the king.", "voice_wav": str(EXAMPLE_WAV),
@@ -132,6 +134,7 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, cli):
     assert missing.returncode == 2 and "nobody" in missing.stderr and not (tmp_path / "r4").exists()
 
 
+@pytest.mark.slow
 def test_bench_tts_reports_latency_and_real_time_factor(bundle, tmp_path, cli):
     result = cli(["bench", "tts", "--model", str(bundle), "--json", "bench.json"])
     assert result.returncode == 0, result.stderr

@@ -53,6 +53,7 @@ def three_domains(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_training_stops_when_the_wall_clock_budget_is_spent(corpus, tmp_path, monkeypatch):
     clock = iter(range(10**6))  # a fake clock: one second more at every reading
     monkeypatch.setattr("sonorant.training.trainer.time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
@@ -125,6 +126,7 @@ def test_cli_needs_held_out_audio(tmp_path, capsys):
     assert "no such manifest" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_writes_json_with_provenance(three_domains, tmp_path, monkeypatch):
     out = tmp_path / "race.json"
     args = ["bench", "codec-train", "--data", str(three_domains), "--budget-minutes", "0.03", "--tiny", "--arch",
@@ -138,6 +140,7 @@ def test_cli_writes_json_with_provenance(three_domains, tmp_path, monkeypatch):
     assert [r["key"] for r in data["rows"]] == ["sonorant"] and data["rows"][0]["steps"] >= 1
 
 
+@pytest.mark.slow
 def test_eval_codec_scores_one_group_at_a_time(three_domains, tiny_codec):
     from sonorant.evaluation.codec_eval import evaluate_codec
 

@@ -75,6 +75,7 @@ def test_an_unreadable_recording_gives_no_items(tmp_path):
 
 @can_render
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (installed by the test command)")
+@pytest.mark.slow
 def test_build_resumes_and_reports(tmp_path, monkeypatch):
     """All three domains, with one stand-in recording package installed and one missing (the real ones
     are large and not installed for the tests)."""

@@ -47,6 +47,7 @@ def test_folder_of_audio_is_a_data_source(tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
                     reason="espeak-ng and flite are installed by the README's test command (as root)")
+@pytest.mark.slow
 def test_build_small_corpus_through_the_cli(tmp_path):
     out = tmp_path / "corpus"
     assert run(["data", "build", "--out", out, "--hours", "0.01", "--seed", "3", "--domain", "speech"]) == 0
@@ -105,6 +106,7 @@ def test_voice_shift_moves_pitch_and_sets_tempo(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox (installed by the test command)")
+@pytest.mark.slow
 def test_build_with_pseudo_speakers(tmp_path):
     result = build_corpus(tmp_path / "c", hours=0.03, seed=1, pseudo_speakers=2, domains=("speech",))
     assert any("pseudo-speaker check" in s for s in result.skipped)  # no speaker encoder given
@@ -143,6 +145,7 @@ def test_pseudo_speakers_are_new_speakers_to_a_speaker_encoder(tmp_path):
     assert off_diagonal.max() < min(check.within.values())  # less alike than one speaker's own utterances
 
 
+@pytest.mark.slow
 def test_build_other_languages(tmp_path):
     from sonorant.data.sentences import fortune_sentences
 

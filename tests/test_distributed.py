@@ -118,6 +118,7 @@ def test_gradient_accumulation_equals_one_forward(shards, tmp_path):  # noqa: F8
 
 # -- two processes -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.mark.slow
 def test_two_processes_equal_one_on_the_same_global_batch(strategy, shards, tmp_path):  # noqa: F811
     config = recipe(tmp_path, "lm-tiny", {"batch_size": 4})
     train_lm(str(config), shards, tmp_path / "one", quiet=True)
@@ -133,6 +134,7 @@ def test_two_processes_equal_one_on_the_same_global_batch(strategy, shards, tmp_
         assert replica_rows(tmp_path / "two") and all(r["differing"] == 0 for r in replica_rows(tmp_path / "two"))
 
 
+@pytest.mark.slow
 def test_codec_under_ddp_equals_one_process(corpus, tmp_path):
     # Quantizer dropout is on (its choices come with the batch); k-means init and dead-code replacement
     # sample codebook entries at random, so they are off here and tested across ranks below.
@@ -142,6 +144,7 @@ def test_codec_under_ddp_equals_one_process(corpus, tmp_path):
     assert_close(weights(tmp_path / "one", "codec"), weights(tmp_path / "two", "codec"), atol=None, mean_atol=1e-6)
 
 
+@pytest.mark.slow
 def test_codebooks_stay_identical_across_ranks(corpus, tmp_path):
     """k-means init, EMA updates and dead-code replacement all on, with the discriminator: no hang, and every
     parameter and buffer (codebooks, cluster sizes) equal on both ranks at every checkpoint."""
@@ -159,6 +162,7 @@ def test_codebooks_stay_identical_across_ranks(corpus, tmp_path):
     assert all(bool(v) for k, v in state.items() if k.endswith("initted"))  # k-means ran
 
 
+@pytest.mark.slow
 def test_killed_two_process_run_resumes_to_the_same_weights(shards, tmp_path):  # noqa: F811
     config = recipe(tmp_path, "lm-tiny", {"batch_size": 4, "max_steps": 8, "checkpoint_every": 2})
     args = ["train", "lm", "--config", config, "--shards", shards, "--device", "cpu"]
@@ -181,6 +185,7 @@ def test_killed_two_process_run_resumes_to_the_same_weights(shards, tmp_path):  
     assert_close(weights(tmp_path / "straight", "lm"), weights(killed, "lm"), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_with_the_same_checkpoint_keys(shards, tmp_path):  # noqa: F811
     config = recipe(tmp_path, "lm-tiny", {"max_steps": 2})
     train_lm(str(config), shards, tmp_path / "eager", quiet=True)

@@ -181,6 +181,7 @@ def test_local_transformer_on_a_subset_of_frames_trains():
     assert model.heads.grad is not None and model.global_transformer.blocks[0].attn.qkv.weight.grad is not None
 
 
+@pytest.mark.slow
 def test_bench_lm_compares_against_the_flat_baseline_and_cache():
     from sonorant.evaluation.bench_lm import bench_lm, bench_table
     from sonorant.training.recipe import lm_recipe, load_recipe_dict

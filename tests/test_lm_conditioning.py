@@ -12,6 +12,7 @@ from sonorant.evaluation.lm_study import build_word_shards, train_study
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (installed by the test command)")
+@pytest.mark.slow
 def test_held_out_loss_is_lower_with_the_right_text(tmp_path):
     # 150 steps: measured, the gap is 0.63 nats at step 100 and 1.09 at 400, pointer accuracy 0.90 and 0.92.
     study = train_study(build_word_shards(tmp_path), tmp_path / "study", max_steps=150)

@@ -46,6 +46,7 @@ def test_labels_follow_the_durations(corpus, tmp_path):
     assert (labels.crop(corpus / "wav" / "4.wav", 0.0, 10, 50.0) == IGNORE).all()  # not aligned
 
 
+@pytest.mark.slow
 def test_codec_with_a_phonetic_head_trains_and_exports(corpus, tmp_path):
     _align(corpus, tmp_path / "shards")
     data = load_recipe_dict("codec-tiny")

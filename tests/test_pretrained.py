@@ -44,6 +44,7 @@ def test_shipped_release_is_safetensors_and_json(shipped):
         (16000, 320, 8, 1024)
 
 
+@pytest.mark.slow
 def test_held_out_speech_is_recognisable(scores):
     # Measured on this clip with the shipped codec: STOI 0.798, PESQ-WB 1.09 at 8 codebooks (the CPU
     # recipe has no adversarial loss, so the phase is free and PESQ stays low; intelligibility does not).

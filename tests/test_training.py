@@ -39,6 +39,7 @@ def test_one_step_through_the_cli_then_export(corpus, tmp_path):
     assert run(["train", "export", out, "-o", tmp_path / "again"]) == 0
 
 
+@pytest.mark.slow
 def test_resume_is_exact(corpus, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     train_codec("codec-tiny", corpus, straight, quiet=True)  # 4 steps
@@ -108,6 +109,7 @@ def test_each_task_refuses_the_train_keys_of_another():
         lm_recipe(recorded_recipe({**lm, "train": {**lm["train"], "batch_sise": 3}}))
 
 
+@pytest.mark.slow
 def test_training_improves_reconstruction(corpus, tmp_path):
     """A short run lowers the mel distance of a held-out clip (the recipe actually learns)."""
     clip = torch.from_numpy(tone(1.0, seed=9))[None, None]

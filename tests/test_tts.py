@@ -31,6 +31,7 @@ def synth(bundle) -> Synthesizer:
     return Synthesizer.from_pretrained(bundle)
 
 
+@pytest.mark.slow
 def test_stream_yields_after_a_few_frames_and_equals_synthesize(synth):
     chunks = list(synth.stream("The quick brown fox.", seed=3, first_frames=2, chunk_frames=5))
     assert chunks[0].frames == 2  # the first audio left after two LM frames, not after all of them
@@ -54,6 +55,7 @@ def test_modes_follow_the_transcript(synth):
     assert wrong.info.mode == "reference" and any("does not match" in n for n in wrong.info.notes)
 
 
+@pytest.mark.slow
 def test_word_timestamps_follow_the_pointer_and_speed_shortens(synth):
     slow = synth.synthesize("Hello there, my friend.", seed=0, speed=0.5)
     fast = synth.synthesize("Hello there, my friend.", seed=0, speed=2.0)
@@ -66,6 +68,7 @@ def test_word_timestamps_follow_the_pointer_and_speed_shortens(synth):
     assert streamed == ["Hello", "there", "my", "friend"]
 
 
+@pytest.mark.slow
 def test_long_text_is_spoken_chunk_by_chunk_with_pauses_and_capped(synth):
     text = " ".join(SENTENCES)
     audio = synth.synthesize(text, voice=str(EXAMPLE_WAV), seed=1, max_chunk_chars=60, pause_seconds=0.5)
