@@ -126,7 +126,10 @@ def build_recipe(cls: type[R], data: dict[str, Any], overrides: dict[str, Any] |
 
 # Keys of the train section that were renamed: a recipe using the old name gets told the new one.
 RENAMED = {"max_frames": "max_item_frames"}
-TASK_CONFIGS = (CodecTrainConfig, LMTrainConfig, AlignerTrainConfig)
+# Each task's train section, by kind, and the keys any task's section has.
+TRAIN_SECTIONS: dict[str, type[TrainConfig]] = {
+    r.kind: typing.get_type_hints(r)["train"] for r in (CodecRecipe, LMRecipe, AlignerRecipe)}
+TASK_KEYS = {f.name for cls in TRAIN_SECTIONS.values() for f in dataclasses.fields(cls)}
 
 
 def train_config(cls: type[TrainConfig], data: dict[str, Any], overrides: dict[str, Any] | None) -> Any:
@@ -141,8 +144,7 @@ def train_config(cls: type[TrainConfig], data: dict[str, Any], overrides: dict[s
     for old, new in RENAMED.items():
         if old in values and old not in fields:
             raise RecipeError(f"train section: `{old}` is now `{new}`")
-    foreign = sorted(k for k in values if k not in fields and any(k in {f.name for f in dataclasses.fields(c)}
-                                                                  for c in TASK_CONFIGS))
+    foreign = sorted(k for k in values if k not in fields and k in TASK_KEYS)
     if foreign:
         raise RecipeError(f"train section: {', '.join(foreign)} "
                           f"{'does' if len(foreign) == 1 else 'do'} not apply to this task")
@@ -155,17 +157,16 @@ def recorded_recipe(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         return data
     kind = data.get("kind", "codec")
-    cls = {"codec": CodecTrainConfig, "lm": LMTrainConfig, "aligner": AlignerTrainConfig}.get(kind)
+    cls = TRAIN_SECTIONS.get(kind)
     if cls is None or not isinstance(data.get("train"), dict):
         return data
     fields = {f.name for f in dataclasses.fields(cls)}
-    others = {f.name for c in TASK_CONFIGS for f in dataclasses.fields(c)}
     train = {}
     for key, value in data["train"].items():
         name = RENAMED.get(key, key)
         if name in fields:
             train[name] = value
-        elif name not in others:
+        elif name not in TASK_KEYS:
             train[key] = value  # unknown: the builder refuses it
     return {**data, "train": train}
 
