@@ -123,6 +123,8 @@ def tts(
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = torch default)."),
     seed: int = typer.Option(0, "--seed"),
+    int8: bool = typer.Option(True, "--int8/--fp32", help="On a CPU: the LM with int8 weights (the default) or "
+                                                         "float32."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
 ) -> None:
     """TTS real-time factor and first-audio latency (streaming) on six Harvard sentences."""
@@ -133,8 +135,10 @@ def tts(
 
     if threads:
         torch.set_num_threads(threads)
-    result = bench_tts(Synthesizer.from_pretrained(model, device=device), voice, voice_text, seed)
-    print(f"tts on {result.device} ({result.threads} threads), {result.mode} mode, {result.sentences} sentences, "
+    synth = Synthesizer.from_pretrained(model, device=device, int8=None if int8 else False)
+    result = bench_tts(synth, voice, voice_text, seed)
+    print(f"tts on {result.device} ({result.threads} threads, {result.weights} LM), {result.mode} mode, "
+          f"{result.sentences} sentences, "
           f"{result.audio_seconds:.1f} s of audio:\n"
           f"  real-time factor  {result.real_time_factor:.3f} ({result.frames_per_second:.0f} frames/s)\n"
           f"  first audio       {result.first_audio_median_s * 1000:.0f} ms median, "

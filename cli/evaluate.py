@@ -111,6 +111,8 @@ def tts(
     cfg: float = typer.Option(None, "--cfg", min=1.0, max=10.0, callback=finite,
                               help="Classifier-free guidance on the text (default: the synthesizer's, 2; 1: off)."),
     device: str = typer.Option("cpu", "--device"),
+    int8: bool = typer.Option(True, "--int8/--fp32", help="On a CPU: the LM with int8 weights (the default) or "
+                                                         "float32."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper-base WER/CER (the eval extra)."),
     similarity: bool = typer.Option(True, "--similarity/--no-similarity", help="resemblyzer speaker similarity."),
 ) -> None:
@@ -141,7 +143,7 @@ def tts(
     sampling = {k: v for k, v in {"temperature": temperature, "cfg_scale": cfg}.items() if v is not None}
     if voice is not None:
         chosen = with_voice(chosen, *_prompt_of(voice, voice_text, resolve_bundle(model).voices))
-    synth = Synthesizer.from_pretrained(model, device=device)
+    synth = Synthesizer.from_pretrained(model, device=device, int8=None if int8 else False)
     recognizer = speaker = None
     if asr:
         from ..evaluation.asr import WhisperASR

@@ -30,6 +30,7 @@ class TTSBench:
     threads: int
     cpu: str
     mode: str
+    weights: str  # the LM's: "int8" (CPU default) or "float32"
     sentences: int
     audio_seconds: float
     synthesis_seconds: float
@@ -68,7 +69,8 @@ def bench_tts(synth, voice=None, voice_text: str | None = None, seed: int = 0, s
         stopped += all(info.ended)
     firsts = [r["first_audio_s"] for r in rows if r["first_audio_s"] is not None]
     return TTSBench(device=str(synth.device), threads=torch.get_num_threads(), cpu=platform.processor() or
-                    platform.machine(), mode=mode, sentences=len(rows), audio_seconds=total_audio,
+                    platform.machine(), mode=mode, weights=synth.lm.weights, sentences=len(rows),
+                    audio_seconds=total_audio,
                     synthesis_seconds=total_time, real_time_factor=total_time / max(total_audio, 1e-9),
                     first_audio_median_s=statistics.median(firsts), first_audio_max_s=max(firsts),
                     full_wait_median_s=statistics.median(r["full_wait_s"] for r in rows),

@@ -78,7 +78,10 @@ class Generation:
         self.cond = cond
         self.ended = torch.zeros(b, dtype=torch.bool, device=device)
         self.bias = SPEED_GAIN * math.log(s.speed)
-        self._end = torch.tensor([c.end_token], device=device)
+        # Added to codebook 0's logits: [0] blocks the end token for items with text, [1] for every item.
+        blocked = model.no_end.expand(b, -1)
+        self._end_bias = (torch.where(self.has_text[:, None], blocked, 0.0), blocked)
+        self._local = None
         self.generator = torch.Generator(device=device).manual_seed(s.seed) if s.seed is not None else None
 
     def run(self) -> Generated:
@@ -138,30 +141,26 @@ class Generation:
 
     def next_frame(self, hidden: torch.Tensor, history: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The frame that follows the global state `hidden` [B', C] (`step` frames already made): runs the
-        local transformer codebook by codebook with its own KV cache -> codes [B, K] (and the logits
-        [B, K, V] they were drawn from, with keep_logits). `history` [B, W] holds recent codebook-0 tokens."""
+        """The frame that follows the global state `hidden` [B', C] (`step` frames already made): the model's
+        local step codebook by codebook -> codes [B, K] (and the logits [B, K, V] they were drawn from, with
+        keep_logits). `history` [B, W] holds recent codebook-0 tokens."""
         model, b = self.model, self.batch_size
-        k = model.num_codebooks
-        cache = model.local_transformer.new_cache(hidden.shape[0], k, hidden)
-        chosen = torch.zeros(hidden.shape[0], 0, dtype=torch.long, device=hidden.device)
-        every = torch.ones(hidden.shape[0], 1, dtype=torch.bool, device=hidden.device)
-        kept = []
-        for i in range(k):
-            x = model.local_inputs(hidden, chosen, start=i)  # only the new position
-            positions = torch.full((hidden.shape[0], 1), i, device=hidden.device)
-            y = model.local_transformer.step(x, positions, every, cache)
-            logits = model.local_logits(y, first=i)[:, 0]  # [B', V]
+        if self._local is None:
+            self._local = model.new_local_cache(hidden.shape[0])
+        self._local.length = 0
+        # With text the pointer ends the utterance; without, codebook 0 may not end it before min_frames.
+        end_bias = self._end_bias[1] if step < self.sampling.min_frames else self._end_bias[0]
+        token, chosen, kept = None, [], []
+        for i in range(model.num_codebooks):
+            logits = model.local_step(hidden, token, i, self._local)  # [B', V]
             if self.guided:
                 logits = guided(logits[:b], logits[b:], self.sampling.cfg_scale)
-            if i == 0:  # with text the pointer ends the utterance; without, not before min_frames
-                no_end = self.has_text | (step < self.sampling.min_frames)
-                logits = torch.where(no_end[:, None] & (torch.arange(logits.shape[-1], device=logits.device)
-                                                        == model.config.end_token), float("-inf"), logits)
+            if i == 0:
+                logits = logits + end_bias
             if self.keep_logits:
                 kept.append(logits)
             token = sample(logits, self.sampling, self.generator, history if i == 0 else None)
+            chosen.append(token)
             if self.guided:
                 token = torch.cat([token, token])
-            chosen = torch.cat([chosen, token[:, None]], dim=1)
-        return chosen[:b], (torch.stack(kept, dim=1) if kept else None)
+        return torch.stack(chosen, dim=1), (torch.stack(kept, dim=1) if kept else None)

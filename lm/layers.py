@@ -24,6 +24,7 @@ class KVCache:
     layers: list[LayerCache]
     key_valid: torch.Tensor  # [B, capacity] bool: False for left padding and unfilled slots
     length: int = 0
+    padded: bool = False  # some filled slot is not a real key (then every step needs a mask)
 
     @classmethod
     def empty(cls, batch_size: int, num_layers: int, num_heads: int, head_dim: int, capacity: int,
@@ -48,8 +49,10 @@ def rotary_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[
 
 
 def rotary(x: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Rotate x [B, H, N, D] by the angles of `rotary_tables` (RoPE, half-split layout)."""
-    cos, sin = (t.to(x.dtype) for t in tables)
+    """Rotate x [..., B, H, N, D] by the angles of `rotary_tables` (RoPE, half-split layout)."""
+    cos, sin = tables
+    if cos.dtype != x.dtype:
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -65,17 +68,17 @@ class Attention(nn.Module):
                 cache: LayerCache | None = None, start: int = 0) -> torch.Tensor:
         """x [B, N, C] at the positions of `rope` (`rotary_tables`). Without a cache: causal self-attention
         (plus `mask` [B, N, N] when given). With a cache: x fills slots start..start+N and attends to
-        slots 0..start+N under `mask` [B, N, start+N]."""
+        slots 0..start+N under `mask` [B, N, start+N], or to all of them without one."""
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = rotary(q, rope), rotary(k, rope)
+        qkv = self.qkv(x).view(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        (q, k), v = rotary(qkv[:2], rope), qkv[2]
         dropout = self.dropout if self.training else 0.0
         if cache is not None:
             end = start + x.shape[1]
             cache.k[:, :, start:end], cache.v[:, :, start:end] = k, v
             k, v = cache.k[:, :, :end], cache.v[:, :, :end]
         if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=cache is None)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], dropout_p=dropout)
         return self.out(y.transpose(1, 2).reshape(b, n, -1))
@@ -116,6 +119,15 @@ class Transformer(nn.Module):
         self.num_heads, self.head_dim, self.rope_base = num_heads, dim // num_heads, rope_base
         self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, dropout) for _ in range(num_layers))
         self.norm = nn.RMSNorm(dim)
+        self._rope_at: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def rope_at(self, position: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rotary tables of one position shared by every item (the local transformer's steps), kept."""
+        key = (position, device)
+        if key not in self._rope_at:
+            self._rope_at[key] = rotary_tables(torch.full((1, 1), position, device=device), self.head_dim,
+                                               self.rope_base)
+        return self._rope_at[key]
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, N, C] at rotary `positions` [B, N] -> [B, N, C], causal over N."""
@@ -128,17 +140,23 @@ class Transformer(nn.Module):
         return KVCache.empty(batch_size, len(self.blocks), self.num_heads, self.head_dim, capacity,
                              like.device, like.dtype)
 
-    def step(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Append x [B, N, C] (`valid` [B, N] marks real positions) to the cache; returns [B, N, C].
-
-        Each new position attends causally to the cached real positions and to itself.
-        """
+    def step(self, x: torch.Tensor, positions: torch.Tensor | int, cache: KVCache,
+             valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Append x [B, N, C] at rotary `positions` [B, N] (an int: one position for every item, N = 1) to the
+        cache (`valid` [B, N] marks real positions; None: all are); returns [B, N, C]. Each new position
+        attends causally to the cached real positions and to itself."""
         start, n = cache.length, x.shape[1]
         end = start + n
         if end > cache.capacity:
             raise ValueError(f"KV cache full ({cache.capacity} positions)")
-        cache.key_valid[:, start:end] = valid
-        if n == 1:  # the frame-by-frame step: everything cached is in the past
+        if valid is None:
+            cache.key_valid[:, start:end] = True
+        else:
+            cache.key_valid[:, start:end] = valid
+            cache.padded = cache.padded or not bool(valid.all())
+        if n == 1 and not cache.padded:  # a frame-by-frame step over real keys only: no mask at all
+            mask = None
+        elif n == 1:  # everything cached is in the past
             mask = cache.key_valid[:, None, :end].clone()
             mask[..., start] = True
         else:
@@ -147,7 +165,10 @@ class Transformer(nn.Module):
             slots = torch.arange(end, device=x.device)
             mask = mask | (slots[None, :] == start + torch.arange(n, device=x.device)[:, None])[None]
         # (A padding query with no visible key would give NaN: every query sees itself; its output is unused.)
-        rope = rotary_tables(positions, self.head_dim, self.rope_base)
+        if isinstance(positions, int):
+            rope = self.rope_at(positions, x.device)
+        else:
+            rope = rotary_tables(positions, self.head_dim, self.rope_base)
         for block, layer in zip(self.blocks, cache.layers, strict=True):
             x = block(x, rope, mask, layer, start)
         cache.length = end

@@ -22,6 +22,7 @@ from .config import (
     SEGMENT_TARGET,
     LMConfig,
 )
+from .int8 import int8_linears
 from .layers import KVCache, Transformer
 
 IGNORE = -100
@@ -47,6 +48,7 @@ class HierarchicalLM(nn.Module):
         self.phoneme_embeddings = nn.ModuleList(nn.Embedding(c.text_vocab_size, c.dim, padding_idx=0)
                                                 for _ in c.phoneme_window)
         self.spent_embedding = nn.Embedding(c.max_spent_frames + 1, c.dim)
+        self.register_buffer("window_offsets", torch.tensor(c.phoneme_window), persistent=False)
         self.caption_projection = nn.Linear(c.caption_dim, c.dim) if c.caption_dim else None
         # One table for all codebooks; codebook k uses rows k*size .. (k+1)*size - 1.
         self.frame_embedding = nn.Embedding(k * c.codebook_size, c.dim)
@@ -64,7 +66,11 @@ class HierarchicalLM(nn.Module):
         self.local_transformer = Transformer(c.local_dim, c.local_layers, c.local_heads, c.mlp_ratio, c.dropout,
                                              c.rope_base)
         self.heads = nn.Parameter(torch.randn(k, c.local_dim, c.vocab_size) * c.local_dim**-0.5)
+        # Added to the logits of codebooks > 0: only codebook 0 can end the audio.
+        self.register_buffer("no_end", torch.zeros(c.vocab_size).index_fill_(0, torch.tensor(c.end_token),
+                                                                            float("-inf")), persistent=False)
         self.apply(_init_weights)
+        self.weights = "float32"  # "int8" after int8_()
 
     @property
     def num_codebooks(self) -> int:
@@ -80,13 +86,14 @@ class HierarchicalLM(nn.Module):
                        spent: torch.Tensor) -> torch.Tensor:
         """The phonemes around the pointer and how long it has stayed: [B, T, C] for pointer, spent [B, T].
         Offsets outside the utterance read padding (zero); items without phonemes read nothing."""
-        b, length = phonemes.shape
-        out = 0
-        for offset, table in zip(self.config.phoneme_window, self.phoneme_embeddings, strict=True):
-            at = pointer + offset
-            inside = (at >= 0) & (at < phoneme_lengths[:, None])
-            ids = phonemes.gather(1, at.clamp(0, max(length - 1, 0))) if length else torch.zeros_like(at)
-            out = out + table(ids.masked_fill(~inside, 0))
+        length = phonemes.shape[1]
+        at = pointer[..., None] + self.window_offsets  # [B, T, W]
+        inside = (at >= 0) & (at < phoneme_lengths[:, None, None])
+        if length:
+            ids = phonemes.gather(1, at.clamp(0, length - 1).flatten(1)).view_as(at).masked_fill(~inside, 0)
+        else:
+            ids = torch.zeros_like(at)
+        out = sum(table(ids[..., j]) for j, table in enumerate(self.phoneme_embeddings))
         has_text = (phoneme_lengths > 0)[:, None, None]
         return (out + self.spent_embedding(spent.clamp(0, self.config.max_spent_frames))) * has_text
 
@@ -271,7 +278,7 @@ class HierarchicalLM(nn.Module):
         full = F.pad(prefix_pointer, (0, 1))  # [B, F + 1]: each item's first new frame right after its prefix
         full[torch.arange(b, device=device), prefix_lengths] = pointer
         seq = self.build_sequence(cond, prefix, prefix_lengths, full, pad_left=True)
-        hidden = self.global_transformer.step(seq.x, seq.positions, seq.valid, cache)[:, -1]
+        hidden = self.global_transformer.step(seq.x, seq.positions, cache, seq.valid)[:, -1]
         return hidden, seq.positions[:, -1]
 
     def step(self, codes: torch.Tensor, cond: Conditioning, pointer: torch.Tensor, spent: torch.Tensor,
@@ -280,8 +287,37 @@ class HierarchicalLM(nn.Module):
         frame -> hidden [B, C] at rotary `position` [B]."""
         phon = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer[:, None], spent[:, None])
         x = self.frame_inputs(self.embed_frames(codes[:, :, None]), phon)  # [B, 1, C]
-        return self.global_transformer.step(x, position[:, None], torch.ones_like(position[:, None],
-                                            dtype=torch.bool), cache)[:, -1]
+        return self.global_transformer.step(x, position[:, None], cache)[:, -1]
+
+    def int8_(self) -> HierarchicalLM:
+        """Int8 weights in both transformers for CPU inference (`int8.py`); the model can no longer train,
+        save or change device. Returns self."""
+        if self.training or self.bos.device.type != "cpu":
+            raise ModelError("int8 weights are for a CPU model in eval mode")
+        int8_linears(self.global_transformer)
+        int8_linears(self.local_transformer)
+        self.weights = "int8"
+        return self
+
+    def new_local_cache(self, batch_size: int) -> KVCache:
+        return self.local_transformer.new_cache(batch_size, self.num_codebooks, self.bos)
+
+    def local_step(self, hidden: torch.Tensor, previous: torch.Tensor | None, index: int,
+                   cache: KVCache) -> torch.Tensor:
+        """Codebook `index` of the frame that follows the global state `hidden` [M, C]: feeds the local
+        transformer its input for that codebook (`previous` [M]: the code chosen for codebook index - 1;
+        None for codebook 0, whose input is the global state) -> logits [M, V]. `cache` (from
+        `new_local_cache`, emptied by setting its length to 0) holds the frame's earlier codebooks."""
+        c = self.config
+        if index == 0:
+            x = self.local_context(hidden)
+        else:
+            x = self.local_embedding(previous.clamp(0, c.codebook_size - 1) + (index - 1) * c.codebook_size)
+        if c.local_context == "every":
+            x = x + hidden @ self.local_context_per_step[index]
+        y = self.local_transformer.step(x[:, None], index, cache)[:, 0]
+        logits = y @ self.heads[index]
+        return logits if index == 0 else logits + self.no_end
 
     def advance_logit(self, hidden: torch.Tensor) -> torch.Tensor:
         """[B] logit that the pointer moves on after the frame predicted from `hidden` [B, C]."""

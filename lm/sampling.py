@@ -64,18 +64,28 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 
 
 def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row of logits [M, V]; temperature 0 = greedy."""
+    """One token per row of logits [M, V]; temperature 0 = greedy. The exponential race (Gumbel-max) draws
+    exactly from softmax(logits / temperature): the largest p_i / E_i with E_i ~ Exp(1) wins."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = (logits.float() / temperature).softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    race = torch.rand(probs.shape, generator=generator, device=probs.device).log_().neg_()  # Exp(1)
+    return (probs / race).argmax(dim=-1)
+
+
+def draw_filtered(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of logits [M, V] after top-k / top-p; top-k alone draws among the k best only."""
+    if config.temperature > 0 and 0 < config.top_k < logits.shape[-1] and config.top_p >= 1.0:
+        values, indices = logits.topk(config.top_k, dim=-1)
+        return indices.gather(-1, draw(values, config.temperature, generator)[:, None])[:, 0]
+    return draw(filter_logits(logits, config.top_k, config.top_p), config.temperature, generator)
 
 
 def sample(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None,
            history: torch.Tensor | None = None) -> torch.Tensor:
     """Tokens [M] from logits [M, V]; `history` [M, W] holds the recent tokens of this codebook
     (-1 = none) and switches repetition-aware sampling on."""
-    tokens = draw(filter_logits(logits, config.top_k, config.top_p), config.temperature, generator)
+    tokens = draw_filtered(logits, config, generator)
     if history is None or config.repetition_ratio <= 0 or history.shape[1] == 0 or config.temperature == 0:
         return tokens
     window = history[:, -config.repetition_window:]

@@ -199,3 +199,36 @@ def test_sequence_layout_prompt_then_target():
     seq = HierarchicalLM(tiny_config()).build_sequence(make_batch().condition)
     # [PROMPT][prompt frames][BOS]: the phonemes are not in the sequence, they ride on the target frames
     assert seq.prompt_mark.tolist() == [0, 0, 0] and seq.bos.tolist() == [6, 3, 1]
+
+
+def test_draw_follows_the_tempered_distribution_and_top_k_keeps_the_best():
+    from sonorant.lm.sampling import draw
+
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0])
+    logits = probs.log().expand(20000, -1)
+    g = torch.Generator().manual_seed(0)
+    counts = torch.bincount(draw(logits, 1.0, g), minlength=5) / 20000
+    assert torch.allclose(counts, probs, atol=0.015) and counts[4] == 0  # -inf is never drawn
+    sharp = torch.bincount(draw(logits, 0.5, g), minlength=5) / 20000  # p^2, renormalised
+    assert torch.allclose(sharp, probs**2 / (probs**2).sum(), atol=0.015)
+    top2 = sample(logits, SamplingConfig(top_k=2, repetition_ratio=0.0), g)
+    assert set(top2.tolist()) == {0, 1} and abs((top2 == 0).float().mean() - 0.5 / 0.8) < 0.015
+
+
+def test_int8_weights_keep_the_logits_and_refuse_training(model):
+    from sonorant.core.errors import ModelError
+    from sonorant.lm.int8 import Int8Linear
+
+    batch = make_batch()
+    model.eval()
+    with torch.no_grad():
+        reference = model(batch).logits
+        with pytest.raises(ModelError):
+            model.train().int8_()
+        model.eval().int8_()
+        assert isinstance(model.global_transformer.blocks[0].attn.qkv, Int8Linear)
+        quantized = model(batch).logits
+    seen = ~torch.isinf(reference)
+    scale = reference[seen].abs().max()
+    assert (quantized[seen] - reference[seen]).abs().max() < 0.05 * scale
+    assert (quantized[seen] - reference[seen]).abs().mean() < 0.01 * scale
