@@ -15,6 +15,7 @@ import torch
 from ..core.errors import ModelError, SonorantError
 from ..text.frontend import WORD, TextFrontend, clean_text, normalize, phonemize
 from .model import Aligner
+from .pauses import without_edge_silence
 from .words import Segment, phone_count, spoken_words, timed_segments
 
 FRONTEND_FILE = "frontend.json"
@@ -104,7 +105,7 @@ class ForcedAligner:
         tokens = torch.tensor([ids], device=device)
         result = self.aligner.align(tokens, torch.tensor([len(ids)], device=device), mel,
                                     torch.tensor([frames], device=device))
-        durations = result.durations[0].tolist()
+        durations = without_edge_silence(result.durations[0].tolist(), ipa, mel[0])
         cost = float(result.cost[0])
         limit = self.aligner.config.max_cost
         if check_cost and limit > 0 and cost > limit:

@@ -63,6 +63,25 @@ def test_durations_become_word_and_phoneme_times():
     assert not any(p.label in ",.|" for p in phones)
 
 
+def test_silence_at_word_edges_goes_to_the_pause_beside_the_word():
+    from sonorant.align.pauses import silent_frames, trim_pauses
+
+    # tag | w1: p p | comma | w2: p p p | end: word 2 took 3 silent frames of the pause, word 1 its last one
+    durations = [2, 3, 2, 1, 5, 2, 2, 1]
+    pause = [True, False, False, True, False, False, False, True]
+    silent = [True, True, False, False, False, False, True] + [True] * 4 + [False] * 7 + [True]
+    trimmed = trim_pauses(durations, pause, silent)
+    assert sum(trimmed) == sum(durations) and min(trimmed) >= 1
+    assert trimmed == [2, 3, 1, 5, 2, 2, 2, 1]  # the pause grew from both sides; the words start and end on sound
+    # A word that is silent throughout keeps one frame per token; nothing moves where there is no silence.
+    assert trim_pauses(durations, pause, [True] * 18) == [5, 1, 1, 7, 1, 1, 1, 1]
+    assert trim_pauses(durations, pause, [False] * 18) == durations
+    # The level test: a quiet stretch 60 dB below the rest is silent, speech-level frames are not.
+    log_mel = torch.zeros(80, 10)
+    log_mel[:, 3:5] = -7.0  # magnitude e^-7: about 61 dB down
+    assert silent_frames(log_mel) == [False] * 3 + [True] * 2 + [False] * 5
+
+
 def test_boundary_errors_pair_words_by_spelling():
     predicted = [Segment("It", 0.1, 0.2), Segment("is", 0.2, 0.3), Segment("three", 0.3, 0.6)]
     reference = [("it", 0.12, 0.2), ("is", 0.2, 0.32), ("3", 0.3, 0.6)]

@@ -13,8 +13,9 @@ from torch import nn
 
 from ..align import Aligner
 from ..align.model import binarization_loss
+from ..align.pauses import without_edge_silence
 from ..align.search import hard_alignment
-from ..align.words import boundary_errors, signed_errors, spoken_words, timed_segments
+from ..align.words import Segment, boundary_errors, signed_errors, spoken_words, timed_segments
 from ..core.audio import load_audio
 from ..core.errors import AudioError, SonorantError
 from ..data.manifest import Item, read_manifest
@@ -174,15 +175,19 @@ class AlignerTask:
             costs += alignment.cost.tolist()
             for i, u in enumerate(chunk):
                 if u.item.words:
-                    words = spoken_words(normalize(clean_text(u.item.text), u.item.language or DEFAULT_LANGUAGE))
-                    durations = alignment.durations[i, : len(u.tokens)].tolist()
-                    predicted, _ = timed_segments(u.ipa, durations, self.model.frame_rate, words)
+                    predicted = self.predicted_words(u, alignment.durations[i, : len(u.tokens)].tolist(), p.mel[i])
                     errors += boundary_errors(predicted, list(u.item.words))
         metrics = {"loss": sum(losses) / len(self.valid), "cost": float(np.mean(costs))}
         if errors:
             metrics.update(boundary_median_ms=1000 * float(np.median(errors)),
                            boundary_p90_ms=1000 * float(np.percentile(errors, 90)))
         return metrics
+
+    def predicted_words(self, u: Utterance, durations: list[int], mel: torch.Tensor) -> list[Segment]:
+        """The word times an exported aligner prints for `u` (before its shifts): edge silence trimmed."""
+        words = spoken_words(normalize(clean_text(u.item.text), u.item.language or DEFAULT_LANGUAGE))
+        durations = without_edge_silence(durations, u.ipa, mel)
+        return timed_segments(u.ipa, durations, self.model.frame_rate, words)[0]
 
     @torch.no_grad()
     def word_shifts(self) -> tuple[float, float]:
@@ -195,9 +200,7 @@ class AlignerTask:
                 continue
             p = self.collate([u])
             durations = self.model.align(p.tokens, p.token_lengths, p.mel, p.frame_lengths).durations[0].tolist()
-            words = spoken_words(normalize(clean_text(u.item.text), u.item.language or DEFAULT_LANGUAGE))
-            predicted, _ = timed_segments(u.ipa, durations, self.model.frame_rate, words)
-            errors += signed_errors(predicted, list(u.item.words))
+            errors += signed_errors(self.predicted_words(u, durations, p.mel[0]), list(u.item.words))
         if not errors:
             return 0.0, 0.0
         starts, ends = zip(*errors, strict=True)
