@@ -160,13 +160,35 @@ def boundary_errors(predicted: list[Segment], reference: list[tuple[str, float, 
 
 def signed_errors(predicted: list[Segment], reference: list[tuple[str, float, float]]) -> list[tuple[float, float]]:
     """(start, end) differences, ours minus the reference's, in seconds, of the words both lists share."""
+    return [(p.start - start, p.end - end) for p, (_, start, end), _ in paired_words(predicted, reference)]
+
+
+# A gap of at least this much between two words of the reference is a pause (for `boundary_contexts`).
+PAUSE_SECONDS = 0.03
+
+
+def boundary_contexts(predicted: list[Segment],
+                      reference: list[tuple[str, float, float]]) -> list[tuple[float, bool]]:
+    """(absolute error in seconds, next to a pause?) of the start and the end of every shared word: a start
+    is next to a pause when the reference leaves at least PAUSE_SECONDS before it (or it starts the
+    utterance), an end when it leaves that much after it (or it ends the utterance)."""
+    out = []
+    for p, (_, start, end), k in paired_words(predicted, reference):
+        before = start - reference[k - 1][2] if k > 0 else float("inf")
+        after = reference[k + 1][1] - end if k + 1 < len(reference) else float("inf")
+        out += [(abs(p.start - start), before >= PAUSE_SECONDS), (abs(p.end - end), after >= PAUSE_SECONDS)]
+    return out
+
+
+def paired_words(predicted: list[Segment], reference: list[tuple[str, float, float]]
+                 ) -> list[tuple[Segment, tuple[str, float, float], int]]:
+    """The words both lists share, paired in order by spelling: (ours, theirs, index of theirs)."""
     from difflib import SequenceMatcher
 
     ours = [_key(w.label) for w in predicted]
     theirs = [_key(w) for w, _, _ in reference]
-    errors = []
+    pairs = []
     for block in SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
         for k in range(block.size):
-            p, (_, start, end) = predicted[block.a + k], reference[block.b + k]
-            errors.append((p.start - start, p.end - end))
-    return errors
+            pairs.append((predicted[block.a + k], reference[block.b + k], block.b + k))
+    return pairs

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..align.forced import AlignmentError, ForcedAligner
-from ..align.words import boundary_errors
+from ..align.words import boundary_contexts
 from ..core.audio import load_audio
 from ..core.errors import SonorantError
 from ..data.manifest import read_manifest
@@ -33,6 +33,8 @@ class EngineScore:
     p90_ms: float
     mean_ms: float
     refused: int  # true transcripts refused as mismatched
+    pause_p90_ms: float = float("nan")  # 90th percentile of the boundaries next to a pause in the engine's timing
+    phrase_p90_ms: float = float("nan")  # ... of the boundaries inside phrases (words that run into each other)
 
 
 @dataclass
@@ -52,6 +54,17 @@ class AlignEvaluation:
         return asdict(self)
 
 
+def _engine_score(engine: str, counts: list[int], found: list[tuple[float, bool]]) -> EngineScore:
+    ms = 1000 * np.array([e for e, _ in found])
+    pause = np.array([p for _, p in found])
+
+    def p90(values: np.ndarray) -> float:
+        return float(np.percentile(values, 90)) if len(values) else float("nan")
+
+    return EngineScore(engine, counts[0], counts[1], float(np.median(ms)), p90(ms), float(np.mean(ms)), counts[2],
+                       p90(ms[pause]), p90(ms[~pause]))
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     return {f"p{q}": round(float(np.percentile(values, q)), 3) for q in (1, 10, 50, 90, 99)} if values else {}
 
@@ -69,7 +82,7 @@ def evaluate_alignment(manifest: str | Path, model: str | Path | None = None, sp
     rng.shuffle(items)
     items = items[: max_items or None]
     aligner = ForcedAligner.from_pretrained(model)
-    errors: dict[str, list[float]] = {}
+    errors: dict[str, list[tuple[float, bool]]] = {}
     counts: dict[str, list[int]] = {}
     costs_true, costs_wrong = [], []
     refused_wrong = 0
@@ -88,7 +101,7 @@ def evaluate_alignment(manifest: str | Path, model: str | Path | None = None, sp
         tally[0] += 1
         tally[2] += bool(limit and result.cost > limit)
         costs_true.append(result.cost)
-        found = boundary_errors(result.words, list(item.words))
+        found = boundary_contexts(result.words, list(item.words))
         tally[1] += len(found) // 2
         errors.setdefault(engine, []).extend(found)
         other = items[(n + 1) % len(items)]
@@ -105,9 +118,7 @@ def evaluate_alignment(manifest: str | Path, model: str | Path | None = None, sp
             drawn = True
         if progress:
             progress(1)
-    engines = [EngineScore(e, c[0], c[1], 1000 * float(np.median(errors[e])),
-                           1000 * float(np.percentile(errors[e], 90)), 1000 * float(np.mean(errors[e])), c[2])
-               for e, c in sorted(counts.items()) if errors[e]]
+    engines = [_engine_score(e, c, errors[e]) for e, c in sorted(counts.items()) if errors[e]]
     finite_wrong = [c for c in costs_wrong if np.isfinite(c)]
     return AlignEvaluation(str(model or "shipped"), split, engines,
                            mismatch_detected=refused_wrong / max(1, len(costs_wrong)),
@@ -119,10 +130,12 @@ def evaluate_alignment(manifest: str | Path, model: str | Path | None = None, sp
 
 def align_table(data: dict) -> list[str]:
     lines = ["| engine | utterances | words | boundary error, median (ms) | 90th percentile (ms) | mean (ms) | "
-             "true transcripts refused |", "|---|---|---|---|---|---|---|"]
+             "90th percentile next to a pause / inside phrases (ms) | true transcripts refused |",
+             "|---|---|---|---|---|---|---|---|"]
     for e in data["engines"]:
+        split = f"{e.get('pause_p90_ms', float('nan')):.1f} / {e.get('phrase_p90_ms', float('nan')):.1f}"
         lines.append(f"| {e['engine']} | {e['items']} | {e['words']} | {e['median_ms']:.1f} | {e['p90_ms']:.1f} | "
-                     f"{e['mean_ms']:.1f} | {e['refused']} |")
+                     f"{e['mean_ms']:.1f} | {split} | {e['refused']} |")
     lines += ["", f"Another utterance's transcript refused: {100 * data['mismatch_detected']:.1f} %; true transcripts "
               f"refused: {100 * data['false_alarms']:.1f} % (threshold {data['max_cost']:.2f} nats per frame; cost "
               f"with true transcripts {data['cost_true']}, with wrong ones {data['cost_wrong']}). Speed: "

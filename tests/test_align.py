@@ -15,7 +15,7 @@ import torch
 from sonorant.align import Aligner, AlignerConfig
 from sonorant.align.forced import AlignmentError, ForcedAligner
 from sonorant.align.search import beta_binomial_prior, durations_of, hard_alignment
-from sonorant.align.words import Segment, boundary_errors, spoken_words, timed_segments
+from sonorant.align.words import Segment, boundary_contexts, boundary_errors, spoken_words, timed_segments
 from sonorant.core.errors import SonorantError
 from sonorant.data.alignments import align_manifest, read_alignments, require_alignments
 from sonorant.data.engines import Voice, synthesize
@@ -87,6 +87,11 @@ def test_boundary_errors_pair_words_by_spelling():
     reference = [("it", 0.12, 0.2), ("is", 0.2, 0.32), ("3", 0.3, 0.6)]
     errors = boundary_errors(predicted, reference)
     assert len(errors) == 4 and max(errors) == pytest.approx(0.02)
+    # Next to a pause: the utterance's edges and a gap of 30 ms or more in the reference; "it is" runs on.
+    reference[2] = ("three", 0.4, 0.6)
+    contexts = boundary_contexts(predicted, reference)
+    assert [pause for _, pause in contexts] == [True, False, False, True, True, True]
+    assert contexts[4][0] == pytest.approx(0.1)  # "three" starts 100 ms before the reference's, after its pause
 
 
 def _synthetic_batch(generator: torch.Generator, vocab: int = 12, n_mels: int = 80):
@@ -248,6 +253,7 @@ def test_eval_align_scores_each_engine(release, spoken, tmp_path):
     result = evaluate_alignment(spoken / "manifest.jsonl", release, split="train", figure=tmp_path / "a.png")
     assert {e.engine for e in result.engines} == {"flite", "espeak-ng"}
     assert all(e.words > 0 and e.median_ms >= 0 for e in result.engines) and result.hours_per_minute > 0
+    assert all(e.pause_p90_ms >= 0 for e in result.engines)  # every utterance has edges: some pause boundaries
     assert (tmp_path / "a.png").stat().st_size > 1000
     path = write_report(result, tmp_path / "report", {"date": "d", "machine": "m", "command": "c"})
     assert json.loads(path.read_text())["kind"] == "eval-align"
