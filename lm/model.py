@@ -153,28 +153,22 @@ class HierarchicalLM(nn.Module):
                         torch.tensor(bos_at, device=x.device) + shift)
 
     # -- the local (depth) transformer ---------------------------------------------------------
-    def local_inputs(self, hidden: torch.Tensor, codes: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """hidden [M, C] and a frame's codes [M, K'] (K' < K: the codebooks already chosen) -> the local
-        inputs of positions start..K' [M, K'+1-start, C_local] (generation asks for the newest only)."""
-        parts = []
-        if start == 0:
-            parts.append(self.local_context(hidden)[:, None])
+    def local_inputs(self, hidden: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """hidden [M, C] and a frame's codes [M, K - 1] (all but the last codebook) -> the teacher-forced
+        local inputs [M, K, C_local] (generation feeds them one at a time: `local_step`)."""
         # Position p >= 1 is fed the code chosen for codebook p - 1.
-        low, k = max(start, 1) - 1, codes.shape[1]
-        if low < k:
-            previous = codes[:, low:k].clamp(0, self.config.codebook_size - 1) + self.code_offsets[low:k]
-            parts.append(self.local_embedding(previous))
-        x = torch.cat(parts, dim=1)
+        x = self.local_context(hidden)[:, None]
+        if codes.shape[1]:
+            previous = codes.clamp(0, self.config.codebook_size - 1) + self.code_offsets[: codes.shape[1]]
+            x = torch.cat([x, self.local_embedding(previous)], dim=1)
         if self.config.local_context == "every":
-            x = x + torch.einsum("mc,kcd->mkd", hidden, self.local_context_per_step[start: start + x.shape[1]])
+            x = x + torch.einsum("mc,kcd->mkd", hidden, self.local_context_per_step[: x.shape[1]])
         return x
 
-    def local_logits(self, y: torch.Tensor, first: int = 0) -> torch.Tensor:
-        """Local outputs y [M, n, C_local] for codebooks first..first+n-1 -> logits [M, n, V]."""
-        logits = torch.einsum("mkc,kcv->mkv", y, self.heads[first: first + y.shape[1]])
-        # Only codebook 0 can end the audio.
-        ends = torch.arange(first, first + y.shape[1], device=y.device) > 0
-        return logits.masked_fill(ends[None, :, None] & _end_column(logits, self.config.end_token), float("-inf"))
+    def local_logits(self, y: torch.Tensor) -> torch.Tensor:
+        """Local outputs y [M, K, C_local] -> logits [M, K, V]; only codebook 0 can end the audio."""
+        logits = torch.einsum("mkc,kcv->mkv", y, self.heads)
+        return torch.cat([logits[:, :1], logits[:, 1:] + self.no_end], dim=1)
 
     def frame_logits(self, hidden: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits of all K codebooks: hidden [M, C], codes [M, K] -> [M, K, V]."""
@@ -351,12 +345,6 @@ def drop_condition(cond: Conditioning, drop: torch.Tensor) -> Conditioning:
         has_caption = (has_caption if has_caption is not None else torch.ones_like(drop)) & ~drop
     return dataclasses.replace(cond, phoneme_lengths=torch.where(drop, 0, cond.phoneme_lengths),
                                has_caption=has_caption)
-
-
-def _end_column(logits: torch.Tensor, end_token: int) -> torch.Tensor:
-    column = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-    column[end_token] = True
-    return column
 
 
 def _init_weights(module: nn.Module) -> None:

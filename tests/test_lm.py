@@ -134,9 +134,9 @@ def test_without_text_the_cap_stops_generation():
     model = HierarchicalLM(tiny_config(max_frames_without_text=7)).eval()
     cond = Conditioning(torch.zeros(2, 1, dtype=torch.long), torch.tensor([0, 0]))
     # Forbid the end token so only the cap can stop generation.
-    logits = model.local_logits
+    step = model.local_step
     end = torch.tensor([model.config.end_token])
-    model.local_logits = lambda y, first=0: logits(y, first).index_fill(-1, end, float("-inf"))
+    model.local_step = lambda *args: step(*args).index_fill(-1, end, float("-inf"))
     assert Generation(model, cond, SamplingConfig(seed=0)).run().lengths.tolist() == [7, 7]
     result = Generation(model, cond, SamplingConfig(seed=0, max_frames=4)).run()
     assert result.lengths.tolist() == [4, 4] and not result.ended.any()
