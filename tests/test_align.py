@@ -63,6 +63,20 @@ def test_durations_become_word_and_phoneme_times():
     assert not any(p.label in ",.|" for p in phones)
 
 
+def test_silence_between_words_of_a_phrase_is_a_joint_and_only_punctuation_makes_a_pause():
+    from sonorant.align.words import CLOSURE_SHARE
+
+    ipa = phonemize(["Hello there, friend."])[0]  # 'həlˈoʊ | ðˈɛɹ, | fɹˈɛnd.'
+    syms = symbols(ipa)
+    # A 6-frame word boundary after "Hello" (a stop's closure), a 6-frame comma and boundary after "there".
+    durations = [5] + [6 if sym in "|," else 2 for sym in syms] + [7]
+    hello, there, friend = timed_segments(ipa, durations, 50.0, spoken_words("Hello there, friend."))[0]
+    # "Hello" (frames 5-17) and "there" meet CLOSURE_SHARE of the way into the 6 silent frames between them.
+    assert hello.end == there.start == pytest.approx((17 + CLOSURE_SHARE * 6) / 50)
+    # The comma's 12 frames (with its boundary) stay a pause: "there" ends and "friend" starts on speech.
+    assert there.end == pytest.approx(31 / 50) and friend.start == pytest.approx(43 / 50)
+
+
 def test_silence_at_word_edges_goes_to_the_pause_beside_the_word():
     from sonorant.align.pauses import silent_frames, trim_pauses
 
