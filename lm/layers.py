@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .traced import TracedSteps
+
 
 @dataclass
 class LayerCache:
@@ -24,7 +26,6 @@ class KVCache:
     layers: list[LayerCache]
     key_valid: torch.Tensor  # [B, capacity] bool: False for left padding and unfilled slots
     length: int = 0
-    padded: bool = False  # some filled slot is not a real key (then every step needs a mask)
 
     @classmethod
     def empty(cls, batch_size: int, num_layers: int, num_heads: int, head_dim: int, capacity: int,
@@ -37,6 +38,10 @@ class KVCache:
     @property
     def capacity(self) -> int:
         return self.key_valid.shape[1]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every layer's keys and values, in order (k0, v0, k1, v1, ...)."""
+        return [t for layer in self.layers for t in (layer.k, layer.v)]
 
 
 def rotary_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,18 +70,17 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None = None,
-                cache: LayerCache | None = None, start: int = 0) -> torch.Tensor:
+                cache: LayerCache | None = None, slots: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, N, C] at the positions of `rope` (`rotary_tables`). Without a cache: causal self-attention
-        (plus `mask` [B, N, N] when given). With a cache: x fills slots start..start+N and attends to
-        slots 0..start+N under `mask` [B, N, start+N], or to all of them without one."""
+        (plus `mask` [B, N, N] when given). With a cache (the filled part of one, S slots): x's keys and values
+        fill slots `slots` [N] and x attends to all S slots under `mask` [B, N, S]."""
         b, n, _ = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        (q, k), v = rotary(qkv[:2], rope), qkv[2]
+        qk = rotary(qkv[:2], rope)
+        q, k, v = qk[0], qk[1], qkv[2]
         dropout = self.dropout if self.training else 0.0
         if cache is not None:
-            end = start + x.shape[1]
-            cache.k[:, :, start:end], cache.v[:, :, start:end] = k, v
-            k, v = cache.k[:, :, :end], cache.v[:, :, :end]
+            k, v = cache.k.index_copy_(2, slots, k), cache.v.index_copy_(2, slots, v)
         if mask is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=cache is None)
         else:
@@ -105,8 +109,8 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None = None,
-                cache: LayerCache | None = None, start: int = 0) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, start))
+                cache: LayerCache | None = None, slots: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache, slots))
         return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
@@ -120,6 +124,7 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, dropout) for _ in range(num_layers))
         self.norm = nn.RMSNorm(dim)
         self._rope_at: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.traced: TracedSteps | None = None  # see `trace_steps_`
 
     def rope_at(self, position: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The rotary tables of one position shared by every item (the local transformer's steps), kept."""
@@ -149,27 +154,32 @@ class Transformer(nn.Module):
         end = start + n
         if end > cache.capacity:
             raise ValueError(f"KV cache full ({cache.capacity} positions)")
-        if valid is None:
-            cache.key_valid[:, start:end] = True
+        cache.key_valid[:, start:end] = True if valid is None else valid
+        slots = torch.arange(start, end, device=x.device)
+        if n == 1 and valid is None:  # one real position: it sees every real key so far, itself included
+            mask = cache.key_valid[:, None, :end]
         else:
-            cache.key_valid[:, start:end] = valid
-            cache.padded = cache.padded or not bool(valid.all())
-        if n == 1 and not cache.padded:  # a frame-by-frame step over real keys only: no mask at all
-            mask = None
-        elif n == 1:  # everything cached is in the past
-            mask = cache.key_valid[:, None, :end].clone()
-            mask[..., start] = True
-        else:
-            causal = torch.ones(n, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
-            mask = causal[None] & cache.key_valid[:, None, :end]
-            slots = torch.arange(end, device=x.device)
-            mask = mask | (slots[None, :] == start + torch.arange(n, device=x.device)[:, None])[None]
+            every = torch.arange(end, device=x.device)
+            mask = (every[None, :] <= slots[:, None])[None] & cache.key_valid[:, None, :end]
+            mask = mask | (every[None, :] == slots[:, None])[None]
         # (A padding query with no visible key would give NaN: every query sees itself; its output is unused.)
         if isinstance(positions, int):
-            rope = self.rope_at(positions, x.device)
+            cos, sin = self.rope_at(positions, x.device)
         else:
-            rope = rotary_tables(positions, self.head_dim, self.rope_base)
-        for block, layer in zip(self.blocks, cache.layers, strict=True):
-            x = block(x, rope, mask, layer, start)
+            cos, sin = rotary_tables(positions, self.head_dim, self.rope_base)
         cache.length = end
+        inputs = (x, cos, sin, mask, slots, *(t[:, :, :end] for t in cache.tensors()))  # the filled slots
+        if n == 1 and self.traced is not None:
+            return self.traced(x.shape[0], self._step, inputs, written=2 * len(self.blocks))
+        return self._step(*inputs)
+
+    def _step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor, slots: torch.Tensor,
+              *kv: torch.Tensor) -> torch.Tensor:
+        for block, k, v in zip(self.blocks, kv[::2], kv[1::2], strict=True):
+            x = block(x, (cos, sin), mask, LayerCache(k, v), slots)
         return self.norm(x)
+
+    def trace_steps_(self) -> None:
+        """One-position steps (generation) through traced graphs, one per batch size (`traced.py`).
+        Inference only: the parameters stop requiring gradients."""
+        self.traced = TracedSteps(self)

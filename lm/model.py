@@ -23,7 +23,8 @@ from .config import (
     LMConfig,
 )
 from .int8 import int8_linears
-from .layers import KVCache, Transformer
+from .layers import KVCache, LayerCache, Transformer
+from .traced import TracedSteps
 
 IGNORE = -100
 
@@ -71,6 +72,7 @@ class HierarchicalLM(nn.Module):
                                                                             float("-inf")), persistent=False)
         self.apply(_init_weights)
         self.weights = "float32"  # "int8" after int8_()
+        self.traced_local: TracedSteps | None = None  # see trace_steps_
 
     @property
     def num_codebooks(self) -> int:
@@ -293,6 +295,16 @@ class HierarchicalLM(nn.Module):
         self.weights = "int8"
         return self
 
+    def trace_steps_(self) -> HierarchicalLM:
+        """Generation's one-position steps of both transformers through traced TorchScript graphs
+        (`Transformer.trace_steps_`: the same results at a fraction of a CPU's per-operation cost). Inference
+        only. Returns self."""
+        if self.training:
+            raise ModelError("traced steps are for a model in eval mode")
+        self.global_transformer.trace_steps_()
+        self.traced_local = TracedSteps(self)  # the whole local step: one graph per codebook and batch size
+        return self
+
     def new_local_cache(self, batch_size: int) -> KVCache:
         return self.local_transformer.new_cache(batch_size, self.num_codebooks, self.bos)
 
@@ -302,6 +314,17 @@ class HierarchicalLM(nn.Module):
         transformer its input for that codebook (`previous` [M]: the code chosen for codebook index - 1;
         None for codebook 0, whose input is the global state) -> logits [M, V]. `cache` (from
         `new_local_cache`, emptied by setting its length to 0) holds the frame's earlier codebooks."""
+        if self.traced_local is None:
+            return self._local_step(hidden, previous, index, cache)
+        if previous is None:
+            previous = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)  # (unused)
+        cache.length = index + 1
+        inputs = (hidden, previous, cache.key_valid, *cache.tensors())
+        return self.traced_local((index, hidden.shape[0]), lambda h, p, valid, *kv: self._local_step(
+            h, p, index, KVCache([LayerCache(k, v) for k, v in zip(kv[::2], kv[1::2], strict=True)], valid, index)),
+            inputs, written=len(inputs) - 2)
+
+    def _local_step(self, hidden: torch.Tensor, previous: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
         c = self.config
         if index == 0:
             x = self.local_context(hidden)

@@ -215,6 +215,29 @@ def test_draw_follows_the_tempered_distribution_and_top_k_keeps_the_best():
     assert set(top2.tolist()) == {0, 1} and abs((top2 == 0).float().mean() - 0.5 / 0.8) < 0.015
 
 
+def test_traced_steps_generate_exactly_what_eager_steps_do(model):
+    from sonorant.core.errors import ModelError
+
+    batch = make_batch()
+    guided = SamplingConfig(seed=5, max_frames=8, cfg_scale=2.0)  # the guided batch: twice the items
+
+    def frames(config: SamplingConfig) -> list[torch.Tensor]:
+        return [f.logits for f in Generation(model, batch.condition, config, keep_logits=True)]
+
+    eager = frames(guided), frames(SamplingConfig(seed=5, max_frames=8))
+    with pytest.raises(ModelError):
+        model.train().trace_steps_()
+    model.eval().trace_steps_()
+    traced = frames(guided), frames(SamplingConfig(seed=5, max_frames=8))
+    # Graphs are made on first use: the global step's one per batch size, the local step's one per codebook too.
+    assert sorted(model.global_transformer.traced.graphs) == [3, 6]
+    assert sorted(model.traced_local.graphs) == [(i, b) for i in range(4) for b in (3, 6)]
+    for before, after in zip(eager, traced, strict=True):
+        assert len(before) == len(after) == 8
+        for a, b in zip(before, after, strict=True):
+            assert torch.equal(a.isinf(), b.isinf()) and torch.allclose(finite(a), finite(b), atol=1e-5)
+
+
 def test_int8_weights_keep_the_logits_and_refuse_training(model):
     from sonorant.core.errors import ModelError
     from sonorant.lm.int8 import Int8Linear

@@ -117,13 +117,17 @@ class Synthesizer:
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, device: str | torch.device = "cpu",
                         int8: bool | None = None) -> Synthesizer:
-        """Load a bundle (None = the shipped default in `pretrained/`). `int8` (default: on a CPU) runs the
-        LM's transformers with int8 weights, which is what makes a frame-by-frame step fast on a CPU."""
+        """Load a bundle (None = the shipped default in `pretrained/`). On a CPU the LM's frame steps run
+        through traced graphs, and `int8` (default: on a CPU) gives its transformers int8 weights: what makes
+        a frame-by-frame step fast on a CPU."""
         paths: BundlePaths = resolve_bundle(model)
         codec = Codec.from_pretrained(paths.codec, device=device)
         lm = HierarchicalLM.from_pretrained(paths.lm, device=device)
-        if int8 if int8 is not None else torch.device(device).type == "cpu":
+        on_cpu = torch.device(device).type == "cpu"
+        if int8 if int8 is not None else on_cpu:
             lm.int8_()
+        if on_cpu:
+            lm.trace_steps_()
         trained_on = lm_codec_fingerprint(paths.lm)
         if trained_on and trained_on != codec.fingerprint:
             raise ModelError(f"{paths.lm}: the LM was trained on tokens of codec {trained_on}, not of the codec in "
