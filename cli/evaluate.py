@@ -51,18 +51,24 @@ def codec(
                                                     "human voices), music or sound."),
     similarity: bool = typer.Option(False, "--similarity", help="Also the resemblyzer speaker similarity of round "
                                                                 "trip and original (speech)."),
+    alignments: Path = typer.Option(None, "--alignments", help="Shards with the items' phoneme durations (`data "
+                                                               "align`): also the phonetic head's frame accuracy "
+                                                               "from codebook 0."),
 ) -> None:
     """PESQ-WB, STOI (speech only), mel and STFT distances, SI-SDR and codebook use, per bitrate."""
     from rich.progress import Progress
 
     from ..codec.pretrained import codec_dir, load_codec
     from ..core.errors import SonorantError
-    from ..evaluation.codec_eval import GROUPS, evaluate_codec, write_codec_report
+    from ..evaluation.codec_eval import GROUPS, evaluate_codec, phoneme_labels, write_codec_report
     from ..evaluation.provenance import provenance
 
     if group is not None and group not in GROUPS:
         raise SonorantError(f"--group must be one of {', '.join(GROUPS)}, not {group!r}")
     codec_model = load_codec(model, device)
+    labels = None
+    if alignments is not None:
+        labels = phoneme_labels(codec_model, codec_dir(model), manifest, alignments)
     recognizer = None
     if asr:
         from ..evaluation.asr import WhisperASR
@@ -78,7 +84,7 @@ def codec(
         examples: dict = {}
         scores = evaluate_codec(codec_model, manifest, codebooks, split, max_items,
                                 progress=lambda: progress.advance(bar), asr=recognizer, examples=examples,
-                                group=group, speaker=speaker)
+                                group=group, speaker=speaker, labels=labels)
     label = f"{scores[0].items} {group or 'all'} items of the {split} split of `{manifest.parent.name}/{manifest.name}`"
     out = write_codec_report(scores, report, {"kind": "eval-codec", "meta": provenance(device),
                                               "model": str(codec_dir(model)), "manifest": str(manifest),

@@ -37,9 +37,10 @@ class FrameLabels:
         return out
 
 
-def frame_labels(data: str | Path, alignments: str | Path) -> FrameLabels:
+def frame_labels(data: str | Path, alignments: str | Path, frontend: TextFrontend | None = None) -> FrameLabels:
     """Labels for the aligned items of a manifest (or a corpus folder with manifest.jsonl), read from the
-    alignments beside token shards (`alignments` is the shard directory `data align` wrote to)."""
+    alignments beside token shards (`alignments` is the shard directory `data align` wrote to). The classes
+    are `frontend`'s ids (a trained phonetic head's), by default a vocabulary of the aligned items' symbols."""
     manifest = Path(data)
     if manifest.is_dir():
         manifest = manifest / "manifest.jsonl"
@@ -50,8 +51,9 @@ def frame_labels(data: str | Path, alignments: str | Path) -> FrameLabels:
     used = [(it, aligned[it.id]) for it in items if it.id in aligned]
     if not used:
         raise SonorantError(f"{alignments}: no alignment of any item of {manifest}")
-    frontend = TextFrontend.build([a.ipa for _, a in used],
-                                  sorted({it.language or DEFAULT_LANGUAGE for it, _ in used}))
+    if frontend is None:
+        frontend = TextFrontend.build([a.ipa for _, a in used],
+                                      sorted({it.language or DEFAULT_LANGUAGE for it, _ in used}))
     frames = {}
     for it, a in used:
         ids = frontend.utterance_ids(a.ipa, it.language or DEFAULT_LANGUAGE)

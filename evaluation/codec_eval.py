@@ -15,6 +15,7 @@ from ..codec.files import decode_audio, encode_audio
 from ..core.audio import load_audio
 from ..core.errors import SonorantError
 from ..data.build import REAL_VOICES
+from ..data.frame_labels import FrameLabels, frame_labels
 from ..data.manifest import Item, read_manifest
 from . import metrics as M
 
@@ -38,17 +39,21 @@ class CodecScore:
     dnsmos: float | None = None  # DNSMOS overall (distortion proxy, speech only), with speechmos installed
     reference_dnsmos: float | None = None  # the same on the original audio
     speaker_similarity: float | None = None  # resemblyzer cosine of round trip and original (speech, --similarity)
+    # Frame accuracy of the phonetic head read from codebook 0 alone against the aligner's labels (--alignments);
+    # the same at every codebook count.
+    phoneme_accuracy: float | None = None
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
                    max_items: int = 50, progress=None, asr=None, examples: dict | None = None,
-                   group: str | None = None, speaker=None) -> list[CodecScore]:
+                   group: str | None = None, speaker=None, labels: FrameLabels | None = None) -> list[CodecScore]:
     """Score the round trips of a manifest's `split` items at each codebook count; with `asr` (an object
     with `transcribe(audio16k) -> str`), also the word error rate on items that have a text; with `speaker`
     (an object with `similarity(a, b, sample_rate)`), the speaker similarity of round trip and original
     (speech). `examples`, if
     given, receives the first item's reference ("reference") and reconstruction per codebook count. `group`
-    keeps only items of one group (see `item_group`)."""
+    keeps only items of one group (see `item_group`). With `labels` (`data.frame_labels`, in the classes of
+    the codec's phonetic head), also the head's frame accuracy from codebook 0 on the items that have them."""
     manifest = Path(manifest)
     items = [it for it in stable_order(read_manifest(manifest))
              if it.split == split and group in (None, item_group(it))][:max_items]
@@ -63,6 +68,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     reference_wer = _wer(asr, [(refs[i], text) for i, text in transcribed]) if transcribed else None
     with_dnsmos = speech and M.dnsmos_available()
     reference_dnsmos = float(np.mean([M.dnsmos(r.numpy(), sr) for r in refs])) if with_dnsmos else None
+    accuracy = phoneme_accuracy(codec, [manifest.parent / it.path for it in items], refs, labels) if labels else None
     scores = []
     for k in codebooks:
         rows, all_codes, outputs = [], [], []
@@ -98,9 +104,35 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             used_fraction=[round(float(u), 3) for u in usage.used_fraction],
             wer=_wer(asr, [(outputs[i], text) for i, text in transcribed]) if transcribed else None,
             reference_wer=reference_wer, dnsmos=mean("dnsmos"), reference_dnsmos=reference_dnsmos,
-            speaker_similarity=mean("speaker_similarity"),
+            speaker_similarity=mean("speaker_similarity"), phoneme_accuracy=accuracy,
         ))
     return scores
+
+
+def phoneme_labels(codec: Codec, directory: Path, manifest: str | Path, alignments: str | Path) -> FrameLabels:
+    """Frame labels of a manifest's aligned items in the classes of the codec's phonetic head (its release's
+    frontend.json, which `train export` writes beside the weights)."""
+    from ..text.frontend import TextFrontend
+
+    classes = directory / "frontend.json"
+    if codec.phonetic is None or not classes.is_file():
+        raise SonorantError(f"{directory}: this codec has no phonetic head (and no frontend.json with its classes)")
+    return frame_labels(manifest, alignments, TextFrontend.load(classes))
+
+
+def phoneme_accuracy(codec: Codec, paths: list[Path], refs: list[torch.Tensor], labels: FrameLabels) -> float | None:
+    """Share of the labelled frames of these items whose phoneme the codec's phonetic head reads from codebook
+    0 alone (None when no item has labels)."""
+    correct = total = 0
+    for path, ref in zip(paths, refs, strict=True):
+        truth = labels.frames.get(path)
+        if truth is None:
+            continue
+        guess = codec.phonemes(encode_audio(codec, ref[None], 1)[None])[0]  # codes [1, 1, T]
+        n = min(guess.shape[0], truth.shape[0])
+        correct += int((guess[:n] == truth[:n]).sum())
+        total += n
+    return correct / total if total else None
 
 
 def stable_order(items: list[Item]) -> list[Item]:
@@ -154,6 +186,9 @@ def score_table(scores: list[CodecScore]) -> list[str]:
                      + (f" {s.speaker_similarity:.3f} |" if with_sim else ""))
     if with_wer:
         lines.append(f"\nWER of the same ASR on the original audio: {scores[0].reference_wer:.1f} %")
+    if scores and scores[0].phoneme_accuracy is not None:
+        lines.append(f"\nPhonetic head, codebook 0 alone: {100 * scores[0].phoneme_accuracy:.1f} % of the aligned "
+                     f"frames read as the aligner's phoneme")
     if with_mos:
         lines.append(f"\nDNSMOS (P.835 overall, a distortion proxy, not a naturalness MOS) of the original audio: "
                      f"{scores[0].reference_dnsmos:.2f}")

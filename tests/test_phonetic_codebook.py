@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from sonorant.codec import Codec
+from sonorant.core.audio import load_audio
 from sonorant.core.errors import SonorantError
 from sonorant.data.frame_labels import IGNORE, frame_labels
 from sonorant.text.frontend import TextFrontend
@@ -66,3 +67,18 @@ def test_codec_with_a_phonetic_head_trains_and_exports(corpus, tmp_path):
     assert classes.shape == (1, 10) and int(classes.max()) < 64
     with pytest.raises(SonorantError, match="--alignments"):
         train_codec(str(config), corpus, tmp_path / "run2", quiet=True)
+
+    # eval codec --alignments: the head's frame accuracy from codebook 0, in the release's classes.
+    from sonorant.evaluation.codec_eval import evaluate_codec, phoneme_labels
+
+    labels = phoneme_labels(codec, release, corpus / "manifest.jsonl", tmp_path / "shards")
+    wav = load_audio(corpus / "wav" / "5.wav", codec.sample_rate)[0]  # the valid item: aligned
+    guess = codec.phonemes(codec.encode(wav[None, None]))[0]
+    truth = labels.frames[corpus / "wav" / "5.wav"]
+    expected = float((guess[:75] == truth[:75]).float().mean())
+    score = evaluate_codec(codec, corpus / "manifest.jsonl", [1, 2], split="valid", labels=labels)
+    assert [s.phoneme_accuracy for s in score] == [pytest.approx(expected)] * 2
+    plain = Codec.from_pretrained(release)
+    plain.phonetic = None
+    with pytest.raises(SonorantError, match="no phonetic head"):
+        phoneme_labels(plain, release, corpus / "manifest.jsonl", tmp_path / "shards")
