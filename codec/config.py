@@ -14,14 +14,10 @@ CONFIG_FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class QuantizerConfig:
-    """Residual quantizer options, all set explicitly (see `quantizer.py` for why each value)."""
+    """Residual VQ options, all set explicitly (see `quantizer.py` for why each value)."""
 
-    # "rvq": EMA vector codebooks on the latent's residual; "fsq": vector-quantize-pytorch's residual finite
-    # scalar quantization (one projection to len(levels) dimensions, each level a scaled grid, no codebooks).
-    kind: str = "rvq"
     num_codebooks: int = 8
     codebook_size: int = 1024
-    levels: tuple[int, ...] = (4, 4, 4, 4, 4)  # fsq: grid points per dimension; their product is codebook_size
     # Dimension of the code lookup; None = the latent dimension, no projection. A low-dimensional
     # lookup (DAC's factorised codes) needs codebooks trained by gradient: with EMA codebooks the
     # per-level projections are not learnt to invert each other and the residual grows (measured).
@@ -36,13 +32,6 @@ class QuantizerConfig:
     # Probability, per training item, of keeping only the first n ~ U{1..K} codebooks, so one model
     # serves every bitrate from 1 to K codebooks.
     dropout_probability: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("rvq", "fsq"):
-            raise ValueError(f"quantizer.kind must be 'rvq' or 'fsq', not {self.kind!r}")
-        if self.kind == "fsq" and math.prod(self.levels) != self.codebook_size:
-            raise ValueError(f"fsq levels {list(self.levels)} make {math.prod(self.levels)} codes, "
-                             f"not codebook_size {self.codebook_size}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..core.errors import ModelError
 from ..core.release import load_release, load_weights, release_fingerprint, save_release
 from .config import CodecConfig
 from .istft_decoder import FrameDecoder, FrameSpectrum
-from .quantizer import build_quantizer
+from .quantizer import ResidualQuantizer
 from .seanet import Decoder, Encoder
 from .streaming import StreamingModule, StreamState
 from .usage import CodebookUsage, codebook_usage
@@ -60,7 +60,7 @@ class Codec(StreamingModule):
         super().__init__()
         self.config = config or CodecConfig()
         self.encoder = Encoder(self.config)
-        self.quantizer = build_quantizer(self.config.latent_dim, self.config.quantizer)
+        self.quantizer = ResidualQuantizer(self.config.latent_dim, self.config.quantizer)
         self.decoder = FrameDecoder(self.config) if self.config.decoder == "istft" else Decoder(self.config)
         classes = self.config.phonetic_classes
         self.phonetic = nn.Linear(self.config.latent_dim, classes) if classes else None
@@ -91,8 +91,6 @@ class Codec(StreamingModule):
         """16 hex digits naming the token space: the config and weights of encoder and quantizer. Token files,
         shards, saved voices and LMs record it; a decoder retrained for the same tokens keeps it."""
         config = {k: v for k, v in self.config.to_dict().items() if k not in NOT_TOKENS}
-        if config["quantizer"]["kind"] == "rvq":  # keys added with fsq, which do not shape rvq tokens: left out
-            config["quantizer"] = {k: v for k, v in config["quantizer"].items() if k not in ("kind", "levels")}
         state = {k: v for k, v in self.release_state().items() if not k.startswith(("decoder.", "phonetic."))}
         return release_fingerprint(config, state)
 
@@ -100,7 +98,7 @@ class Codec(StreamingModule):
     def forward(self, wav: torch.Tensor, num_codebooks: int | None = None,
                 levels: torch.Tensor | None = None) -> CodecOutput:
         """Reconstruct wav [B, 1, N]; in training mode with quantizer dropout (`levels` [B]: its choices, see
-        `quantizer.dropout_levels`; drawn inside by default)."""
+        `ResidualQuantizer.dropout_levels`; drawn inside by default)."""
         length = wav.shape[-1]
         latent = self.encoder(self._pad_to_hop(wav))
         q = self.quantizer(latent, num_codebooks, levels)

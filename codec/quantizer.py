@@ -26,7 +26,7 @@ import torch
 from einops import rearrange
 from loguru import logger
 from torch import nn
-from vector_quantize_pytorch import ResidualFSQ, VectorQuantize
+from vector_quantize_pytorch import VectorQuantize
 
 from .config import QuantizerConfig
 
@@ -139,76 +139,6 @@ class ResidualQuantizer(nn.Module):
         self._check(codes.shape[1])
         out = sum(level.get_output_from_indices(codes[:, i]) for i, level in enumerate(self.levels[: codes.shape[1]]))
         return rearrange(out, "b t d -> b d t")
-
-
-class ResidualScalarQuantizer(nn.Module):
-    """Residual finite scalar quantization (vector-quantize-pytorch's `ResidualFSQ`): the latent is projected
-    once to len(levels) dimensions and bounded; level i rounds the residual, scaled by levels^-i, to the grid
-    of `levels` points per dimension. No codebooks to learn or replace; the same interface as
-    `ResidualQuantizer` (the loop is ours for the same reason: exact codebook counts and per-item dropout)."""
-
-    def __init__(self, dim: int, config: QuantizerConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.fsq = ResidualFSQ(dim=dim, levels=list(config.levels), num_quantizers=config.num_codebooks)
-
-    @property
-    def num_codebooks(self) -> int:
-        return self.config.num_codebooks
-
-    _check = ResidualQuantizer._check
-    dropout_levels = ResidualQuantizer.dropout_levels
-
-    def _bounded(self, latent: torch.Tensor) -> torch.Tensor:
-        x = self.fsq.project_in(rearrange(latent, "b d t -> b t d"))
-        bound = self.fsq.soft_clamp_input_value
-        return (x / bound).tanh() * bound
-
-    def forward(self, latent: torch.Tensor, num_codebooks: int | None = None,
-                levels: torch.Tensor | None = None) -> QuantizerOutput:
-        """As `ResidualQuantizer.forward` (the commitment loss is zero: the grid needs none)."""
-        k = self._check(num_codebooks)
-        residual = self._bounded(latent)
-        if levels is not None:
-            keep = levels.to(latent.device).clamp(max=k)
-        elif not self.training:
-            keep = torch.full((latent.shape[0],), k, device=latent.device)
-        else:
-            keep = self.dropout_levels(latent.shape[0], k).to(latent.device)
-        quantized, codes, first = torch.zeros_like(residual), [], None
-        for i, (layer, scale) in enumerate(zip(self.fsq.layers[:k], self.fsq.scales[:k], strict=True)):
-            q, idx = layer(residual / scale)
-            q = q * scale
-            first = q if first is None else first
-            residual = residual - q.detach()
-            quantized = quantized + q * (keep > i).to(q.dtype)[:, None, None]
-            codes.append(idx.long())
-        return QuantizerOutput(
-            quantized=rearrange(self.fsq.project_out(quantized), "b t d -> b d t"),
-            codes=torch.stack(codes, dim=1),
-            commitment_loss=latent.new_zeros(()),
-            first_level=rearrange(self.fsq.project_out(first), "b t d -> b d t"),
-        )
-
-    @torch.no_grad()
-    def encode(self, latent: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:
-        k = self._check(num_codebooks)
-        residual, codes = self._bounded(latent), []
-        for layer, scale in zip(self.fsq.layers[:k], self.fsq.scales[:k], strict=True):
-            q, idx = layer(residual / scale)
-            residual = residual - q * scale
-            codes.append(idx.long())
-        return torch.stack(codes, dim=1)
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        k = self._check(codes.shape[1])
-        out = sum(layer.indices_to_codes(codes[:, i]) * self.fsq.scales[i]
-                  for i, layer in enumerate(self.fsq.layers[:k]))
-        return rearrange(self.fsq.project_out(out), "b t d -> b d t")
-
-
-def build_quantizer(dim: int, config: QuantizerConfig) -> ResidualQuantizer | ResidualScalarQuantizer:
-    return ResidualScalarQuantizer(dim, config) if config.kind == "fsq" else ResidualQuantizer(dim, config)
 
 
 def dropout_levels(batch: int, k: int, probability: float, generator: torch.Generator | None = None) -> torch.Tensor:
