@@ -21,7 +21,7 @@ class ServerConfig:
     api_key: str | None = None  # with it, every endpoint but /healthz and the page needs `Bearer KEY`
     voices: Path | None = None  # the saved-voice store (None: the CLI's, $SONORANT_HOME/voices or XDG)
     first_frames: int = 2  # the first audio leaves after this many LM frames...
-    chunk_frames: int = 8  # ...then every this many
+    chunk_frames: int = 16  # ...then every this many (320 ms; fewer, larger decoder calls cost less per frame)
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent", "max_text_chars", "max_upload_bytes", "first_frames", "chunk_frames"):

@@ -27,9 +27,12 @@ def reference(synth, text: str, seed: int, voice=None, max_seconds: float = MAX_
     """What the server should send for (text, seed): the library's samples as 16-bit PCM."""
     import torch
 
+    from sonorant.server import ServerConfig
     from sonorant.server.formats import pcm16
 
-    chunks = synth.stream(text, voice=voice, seed=seed, max_seconds=max_seconds, first_frames=2, chunk_frames=8)
+    defaults = ServerConfig()  # the server streams with its configured chunking
+    chunks = synth.stream(text, voice=voice, seed=seed, max_seconds=max_seconds, first_frames=defaults.first_frames,
+                          chunk_frames=defaults.chunk_frames)
     samples = torch.cat([c.samples for c in chunks])
     return np.frombuffer(pcm16(samples), dtype="<i2")
 
