@@ -68,7 +68,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     reference_wer = _wer(asr, [(refs[i], text) for i, text in transcribed]) if transcribed else None
     with_dnsmos = speech and M.dnsmos_available()
     reference_dnsmos = float(np.mean([M.dnsmos(r.numpy(), sr) for r in refs])) if with_dnsmos else None
-    accuracy = phoneme_accuracy(codec, [manifest.parent / it.path for it in items], refs, labels) if labels else None
+    accuracy = None
     scores = []
     for k in codebooks:
         rows, all_codes, outputs = [], [], []
@@ -92,6 +92,8 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             if progress:
                 progress()
         usage = codebook_usage(torch.cat(all_codes, dim=-1), codec.codebook_size)
+        if labels is not None and accuracy is None:  # codebook 0 is the same at every codebook count
+            accuracy = phoneme_accuracy(codec, [manifest.parent / it.path for it in items], all_codes, labels)
 
         def mean(key: str, rows: list[dict] = rows) -> float | None:
             values = [row[key] for row in rows if row[key] is not None]
@@ -120,15 +122,15 @@ def phoneme_labels(codec: Codec, directory: Path, manifest: str | Path, alignmen
     return frame_labels(manifest, alignments, TextFrontend.load(classes))
 
 
-def phoneme_accuracy(codec: Codec, paths: list[Path], refs: list[torch.Tensor], labels: FrameLabels) -> float | None:
-    """Share of the labelled frames of these items whose phoneme the codec's phonetic head reads from codebook
-    0 alone (None when no item has labels)."""
+def phoneme_accuracy(codec: Codec, paths: list[Path], codes: list[torch.Tensor], labels: FrameLabels) -> float | None:
+    """Share of the labelled frames of these items (their codes [K, T]) whose phoneme the codec's phonetic head
+    reads from codebook 0 alone (None when no item has labels)."""
     correct = total = 0
-    for path, ref in zip(paths, refs, strict=True):
+    for path, item_codes in zip(paths, codes, strict=True):
         truth = labels.frames.get(path)
         if truth is None:
             continue
-        guess = codec.phonemes(encode_audio(codec, ref[None], 1)[None])[0]  # codes [1, 1, T]
+        guess = codec.phonemes(item_codes[None, :1])[0]
         n = min(guess.shape[0], truth.shape[0])
         correct += int((guess[:n] == truth[:n]).sum())
         total += n

@@ -44,6 +44,11 @@ class KVCache:
         return [t for layer in self.layers for t in (layer.k, layer.v)]
 
 
+def layer_caches(tensors: tuple[torch.Tensor, ...]) -> list[LayerCache]:
+    """The layers of `KVCache.tensors()` (keys and values in turn): how a traced step gets its cache back."""
+    return [LayerCache(k, v) for k, v in zip(tensors[::2], tensors[1::2], strict=True)]
+
+
 def rotary_tables(positions: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(cos, sin) [B, 1, N, D/2] of the rotary angles at `positions` [B, N]; every layer of a stack shares
     them, so they are made once per call of the stack."""
@@ -175,8 +180,8 @@ class Transformer(nn.Module):
 
     def _step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor, slots: torch.Tensor,
               *kv: torch.Tensor) -> torch.Tensor:
-        for block, k, v in zip(self.blocks, kv[::2], kv[1::2], strict=True):
-            x = block(x, (cos, sin), mask, LayerCache(k, v), slots)
+        for block, layer in zip(self.blocks, layer_caches(kv), strict=True):
+            x = block(x, (cos, sin), mask, layer, slots)
         return self.norm(x)
 
     def trace_steps_(self) -> None:

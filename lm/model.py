@@ -23,7 +23,7 @@ from .config import (
     LMConfig,
 )
 from .int8 import int8_linears
-from .layers import KVCache, LayerCache, Transformer
+from .layers import KVCache, Transformer, layer_caches
 from .traced import TracedSteps
 
 IGNORE = -100
@@ -321,7 +321,7 @@ class HierarchicalLM(nn.Module):
         cache.length = index + 1
         inputs = (hidden, previous, cache.key_valid, *cache.tensors())
         return self.traced_local((index, hidden.shape[0]), lambda h, p, valid, *kv: self._local_step(
-            h, p, index, KVCache([LayerCache(k, v) for k, v in zip(kv[::2], kv[1::2], strict=True)], valid, index)),
+            h, p, index, KVCache(layer_caches(kv), valid, index)),
             inputs, written=len(inputs) - 2)
 
     def _local_step(self, hidden: torch.Tensor, previous: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
