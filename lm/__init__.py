@@ -4,7 +4,8 @@ from .batch import Conditioning, LMBatch, LMOutput
 from .config import LMConfig
 from .generation import Frame, Generated, Generation
 from .model import HierarchicalLM
+from .prefix import PrefixStore
 from .sampling import SamplingConfig
 
 __all__ = ["Conditioning", "Frame", "Generated", "Generation", "HierarchicalLM", "LMBatch", "LMConfig",
-           "LMOutput", "SamplingConfig"]
+           "LMOutput", "PrefixStore", "SamplingConfig"]

@@ -15,6 +15,7 @@ import torch
 
 from .batch import Conditioning, stack_conditionings
 from .model import HierarchicalLM, drop_condition
+from .prefix import PrefixStore
 from .sampling import SamplingConfig, guided, sample
 
 # A speed of s adds SPEED_GAIN * ln(s) to the advance logit: measured so that speed 2 about halves the
@@ -49,13 +50,16 @@ class Generation:
     `prefix` [B, K, F] forces the first frames (spoken on tokens `prefix_pointer` [B, F]): the voice prompt
     in transcript mode, whose phonemes then come first in `cond.phonemes`. With `sampling.cfg_scale`, an
     unconditional copy of every item (phonemes and caption dropped, prompt kept) guides the codes.
+    `store` (a `PrefixStore`) lends the prefill the attention state of an earlier generation that started
+    the same way (the same voice prompt).
     """
 
     def __init__(self, model: HierarchicalLM, cond: Conditioning, sampling: SamplingConfig | None = None,
                  keep_logits: bool = False, prefix: torch.Tensor | None = None,
                  prefix_lengths: torch.Tensor | None = None, prefix_pointer: torch.Tensor | None = None,
-                 start: torch.Tensor | None = None) -> None:
+                 start: torch.Tensor | None = None, store: PrefixStore | None = None) -> None:
         self.model, self.sampling, self.keep_logits = model, sampling or SamplingConfig(), keep_logits
+        self.store = store
         b = self.batch_size = cond.batch_size
         device = cond.phonemes.device
         s, c = self.sampling, model.config
@@ -108,7 +112,7 @@ class Generation:
         cache = model.new_cache(self.cond.batch_size, prompt_frames + prefix_frames + int(self.caps.max()) + 4)
         pointer, spent = self.start.clone(), torch.zeros(b, dtype=torch.long, device=device)
         hidden, position = model.prefill(self.cond, cache, self._both(pointer), self.prefix, self.prefix_lengths,
-                                         self.prefix_pointer)
+                                         self.prefix_pointer, self.store)
         history = torch.full((b, s.repetition_window), -1, dtype=torch.long, device=device)
         if self.prefix is not None and s.repetition_window:
             lengths = self.prefix_lengths if self.prefix_lengths is not None else torch.full(

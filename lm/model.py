@@ -24,6 +24,7 @@ from .config import (
 )
 from .int8 import int8_linears
 from .layers import KVCache, Transformer, layer_caches
+from .prefix import PrefixStore
 from .traced import TracedSteps
 
 IGNORE = -100
@@ -260,10 +261,13 @@ class HierarchicalLM(nn.Module):
 
     def prefill(self, cond: Conditioning, cache: KVCache, pointer: torch.Tensor, prefix: torch.Tensor | None = None,
                 prefix_lengths: torch.Tensor | None = None,
-                prefix_pointer: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                prefix_pointer: torch.Tensor | None = None,
+                store: PrefixStore | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Feed the conditioning, the forced `prefix` frames [B, K, F] (spoken on tokens `prefix_pointer`
         [B, F]) and the input of the first frame to make, on token `pointer` [B]. Items are left-padded so
-        every one ends at the same index. Returns (hidden [B, C] of the last position, its position [B])."""
+        every one ends at the same index. With a `store`, the leading positions an earlier prefill had too
+        are copied from it (`prefix.py`) and this one is kept. Returns (hidden [B, C] of the last position,
+        its position [B])."""
         b = cond.batch_size
         device = cond.phonemes.device
         if prefix is None:
@@ -274,7 +278,11 @@ class HierarchicalLM(nn.Module):
         full = F.pad(prefix_pointer, (0, 1))  # [B, F + 1]: each item's first new frame right after its prefix
         full[torch.arange(b, device=device), prefix_lengths] = pointer
         seq = self.build_sequence(cond, prefix, prefix_lengths, full, pad_left=True)
-        hidden = self.global_transformer.step(seq.x, seq.positions, cache, seq.valid)[:, -1]
+        done = store.restore(seq.x, seq.positions, seq.valid, cache, seq.x.shape[1] - 1) if store else 0
+        hidden = self.global_transformer.step(seq.x[:, done:], seq.positions[:, done:], cache,
+                                              seq.valid[:, done:])[:, -1]
+        if store is not None:
+            store.keep(seq.x, seq.positions, seq.valid, cache)
         return hidden, seq.positions[:, -1]
 
     def step(self, codes: torch.Tensor, cond: Conditioning, pointer: torch.Tensor, spent: torch.Tensor,

@@ -238,6 +238,38 @@ def test_traced_steps_generate_exactly_what_eager_steps_do(model):
             assert torch.equal(a.isinf(), b.isinf()) and torch.allclose(finite(a), finite(b), atol=1e-5)
 
 
+def test_a_generation_that_starts_like_an_earlier_one_reuses_its_attention_state(model):
+    from sonorant.lm import PrefixStore
+
+    g = torch.Generator().manual_seed(3)
+    prompt, forced = torch.randint(0, CARD, (1, K, 6), generator=g), torch.randint(0, CARD, (1, K, 5), generator=g)
+    spoken = pointer_from_durations([2, 2, 1])[None]  # the forced frames speak the first three phonemes
+
+    def conditioning(text: list[int], voice: torch.Tensor) -> Conditioning:
+        return Conditioning(torch.tensor([text]), torch.tensor([len(text)]), voice, torch.tensor([6]))
+
+    def logits(cond: Conditioning, store: PrefixStore | None) -> list[torch.Tensor]:
+        sampling = SamplingConfig(seed=1, max_frames=6, cfg_scale=2.0)
+        return [f.logits for f in Generation(model, cond, sampling, keep_logits=True, prefix=forced,
+                                             prefix_pointer=spoken, start=torch.tensor([3]), store=store)]
+
+    store, restored = PrefixStore(), []
+    restore = store.restore
+    store.restore = lambda *a: restored.append(restore(*a)) or restored[-1]
+    first, second = [3, 4, 5, 6, 7, 8, 9], [3, 4, 5, 11, 12, 13]  # the prompt's transcript, then new text
+    logits(conditioning(first, prompt), store)
+    reused = logits(conditioning(second, prompt), store)
+    # marker, 6 prompt frames, BOS, 5 forced frames: 13 positions, each (from BOS on) with the phonemes of the
+    # frame it predicts. The lookahead of a frame on phoneme 1 reaches phoneme 3, new text: the positions from
+    # the one predicting such a frame (the third, index 9) on are computed again, the 9 before are copied.
+    assert restored == [0, 9]
+    for a, b in zip(reused, logits(conditioning(second, prompt), None), strict=True):
+        assert torch.equal(a.isinf(), b.isinf()) and torch.allclose(finite(a), finite(b), atol=1e-5)
+    # Another voice shares only the prompt marker; the store keeps one prefill per voice.
+    logits(conditioning(second, torch.randint(0, CARD, (1, K, 6), generator=g)), store)
+    assert restored[-1] == 1 and len(store._entries) == 2
+
+
 def test_int8_weights_keep_the_logits_and_refuse_training(model):
     from sonorant.core.errors import ModelError
     from sonorant.lm.int8 import Int8Linear

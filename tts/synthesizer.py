@@ -24,7 +24,7 @@ import torch
 from ..codec import Codec
 from ..codec.streaming import StreamState
 from ..core.errors import ModelError
-from ..lm import Conditioning, Generation, HierarchicalLM, SamplingConfig
+from ..lm import Conditioning, Generation, HierarchicalLM, PrefixStore, SamplingConfig
 from ..lm.batch import pointer_from_durations
 from ..text.chunking import chunk_text
 from ..text.frontend import TextFrontend, check_speakable, clean_text, phonemize
@@ -113,6 +113,9 @@ class Synthesizer:
         self.aligner_dir = aligner
         self._aligner = None
         self._durations: dict[tuple[str, int], list[int] | None] = {}
+        # Every sentence of a voice starts with its prompt: the attention state of that start is computed
+        # once per voice and copied afterwards (`lm/prefix.py`).
+        self._prefixes = PrefixStore()
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, device: str | torch.device = "cpu",
@@ -337,7 +340,7 @@ class Synthesizer:
         sampling = SamplingConfig(temperature=options.temperature, top_k=options.top_k, top_p=options.top_p,
                                   cfg_scale=options.guidance, seed=seed, max_frames=budget, speed=options.speed)
         generation = Generation(self.lm, cond, sampling, prefix=prefix, prefix_pointer=prefix_pointer,
-                                start=torch.tensor([start], device=self.device))
+                                start=torch.tensor([start], device=self.device), store=self._prefixes)
         from .timestamps import piece_words
 
         return generation, warmup, piece_words(piece, ipa, lang, start - 1 if durations is not None else 0,
