@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from .batch import Conditioning, stack_conditionings
 from .model import HierarchicalLM, drop_condition
 from .prefix import PrefixStore
-from .sampling import SamplingConfig, guided, sample
+from .sampling import SamplingConfig, exponential, guided, noise_width, sample
 
 # A speed of s adds SPEED_GAIN * ln(s) to the advance logit: measured so that speed 2 about halves the
 # duration on the shipped model.
@@ -85,7 +86,6 @@ class Generation:
         # Added to codebook 0's logits: [0] blocks the end token for items with text, [1] for every item.
         blocked = model.no_end.expand(b, -1)
         self._end_bias = (torch.where(self.has_text[:, None], blocked, 0.0), blocked)
-        self._local = None
         self.generator = torch.Generator(device=device).manual_seed(s.seed) if s.seed is not None else None
 
     def run(self) -> Generated:
@@ -145,26 +145,43 @@ class Generation:
 
     def next_frame(self, hidden: torch.Tensor, history: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The frame that follows the global state `hidden` [B', C] (`step` frames already made): the model's
-        local step codebook by codebook -> codes [B, K] (and the logits [B, K, V] they were drawn from, with
-        keep_logits). `history` [B, W] holds recent codebook-0 tokens."""
-        model, b = self.model, self.batch_size
-        if self._local is None:
-            self._local = model.new_local_cache(hidden.shape[0])
-        self._local.length = 0
+        """The frame that follows the global state `hidden` [B', C] (`step` frames already made) -> codes
+        [B, K] (and the logits [B, K, V] they were drawn from, with keep_logits). `history` [B, W] holds
+        recent codebook-0 tokens. On a model with traced steps, the whole frame is one graph per batch
+        size and sampling setting."""
+        model, s, b = self.model, self.sampling, self.batch_size
         # With text the pointer ends the utterance; without, codebook 0 may not end it before min_frames.
-        end_bias = self._end_bias[1] if step < self.sampling.min_frames else self._end_bias[0]
-        token, chosen, kept = None, [], []
-        for i in range(model.num_codebooks):
-            logits = model.local_step(hidden, token, i, self._local)  # [B', V]
-            if self.guided:
-                logits = guided(logits[:b], logits[b:], self.sampling.cfg_scale)
-            if i == 0:
-                logits = logits + end_bias
-            if self.keep_logits:
-                kept.append(logits)
-            token = sample(logits, self.sampling, self.generator, history if i == 0 else None)
-            chosen.append(token)
-            if self.guided:
-                token = torch.cat([token, token])
-        return torch.stack(chosen, dim=1), (torch.stack(kept, dim=1) if kept else None)
+        end_bias = self._end_bias[1] if step < s.min_frames else self._end_bias[0]
+        vocab = model.no_end.shape[-1]
+        noise = exponential((b, model.num_codebooks, noise_width(s, vocab)), self.generator, hidden.device)
+        inputs = (hidden, noise, history, end_bias)
+        if model.traced_frames is None:
+            codes, logits = frame_codes(model, s, b, *inputs)
+        else:
+            key = (hidden.shape[0], b, s.cfg_scale, s.temperature, s.top_k, s.top_p, s.repetition_window,
+                   s.repetition_ratio)
+            codes, logits = model.traced_frames(key, partial(frame_codes, model, s, b), inputs)
+        return codes, (logits if self.keep_logits else None)
+
+
+def frame_codes(model: HierarchicalLM, sampling: SamplingConfig, b: int, hidden: torch.Tensor, noise: torch.Tensor,
+                history: torch.Tensor, end_bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The codes [b, K] of the frame that follows the global state `hidden` [B', C] (B' = 2b under guidance:
+    the items, then their unconditional copies), codebook by codebook through the local transformer, guided
+    and sampled with the Exp(1) `noise` [b, K, width]; `history` [b, W] holds recent codebook-0 tokens and
+    `end_bias` [b, V] is added to codebook 0's logits. Also returns the logits [b, K, V] drawn from. A
+    function of tensors only, so that it can be traced."""
+    cache = model.new_local_cache(hidden.shape[0])
+    token, chosen, kept = None, [], []
+    for i in range(model.num_codebooks):
+        logits = model.local_step(hidden, token, i, cache)  # [B', V]
+        if sampling.cfg_scale is not None:
+            logits = guided(logits[:b], logits[b:], sampling.cfg_scale)
+        if i == 0:
+            logits = logits + end_bias
+        kept.append(logits)
+        token = sample(logits, sampling, noise[:, i], history if i == 0 else None)
+        chosen.append(token)
+        if sampling.cfg_scale is not None:
+            token = torch.cat([token, token])
+    return torch.stack(chosen, dim=1), torch.stack(kept, dim=1)

@@ -23,7 +23,7 @@ from .config import (
     LMConfig,
 )
 from .int8 import int8_linears
-from .layers import KVCache, Transformer, layer_caches
+from .layers import KVCache, Transformer
 from .prefix import PrefixStore
 from .traced import TracedSteps
 
@@ -73,7 +73,7 @@ class HierarchicalLM(nn.Module):
                                                                             float("-inf")), persistent=False)
         self.apply(_init_weights)
         self.weights = "float32"  # "int8" after int8_()
-        self.traced_local: TracedSteps | None = None  # see trace_steps_
+        self.traced_frames: TracedSteps | None = None  # see trace_steps_
 
     @property
     def num_codebooks(self) -> int:
@@ -304,13 +304,14 @@ class HierarchicalLM(nn.Module):
         return self
 
     def trace_steps_(self) -> HierarchicalLM:
-        """Generation's one-position steps of both transformers through traced TorchScript graphs
-        (`Transformer.trace_steps_`: the same results at a fraction of a CPU's per-operation cost). Inference
-        only. Returns self."""
+        """Generation's one-position steps through traced TorchScript graphs: the global stack's
+        (`Transformer.trace_steps_`) and, through `traced_frames`, whatever a generation makes of the local
+        steps of one frame (`Generation`: the local steps, guidance and sampling of every codebook in one
+        graph). The same results at a fraction of a CPU's per-operation cost. Inference only. Returns self."""
         if self.training:
             raise ModelError("traced steps are for a model in eval mode")
         self.global_transformer.trace_steps_()
-        self.traced_local = TracedSteps(self)  # the whole local step: one graph per codebook and batch size
+        self.traced_frames = TracedSteps(self)
         return self
 
     def new_local_cache(self, batch_size: int) -> KVCache:
@@ -321,18 +322,7 @@ class HierarchicalLM(nn.Module):
         """Codebook `index` of the frame that follows the global state `hidden` [M, C]: feeds the local
         transformer its input for that codebook (`previous` [M]: the code chosen for codebook index - 1;
         None for codebook 0, whose input is the global state) -> logits [M, V]. `cache` (from
-        `new_local_cache`, emptied by setting its length to 0) holds the frame's earlier codebooks."""
-        if self.traced_local is None:
-            return self._local_step(hidden, previous, index, cache)
-        if previous is None:
-            previous = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)  # (unused)
-        cache.length = index + 1
-        inputs = (hidden, previous, cache.key_valid, *cache.tensors())
-        return self.traced_local((index, hidden.shape[0]), lambda h, p, valid, *kv: self._local_step(
-            h, p, index, KVCache(layer_caches(kv), valid, index)),
-            inputs, written=len(inputs) - 2)
-
-    def _local_step(self, hidden: torch.Tensor, previous: torch.Tensor, index: int, cache: KVCache) -> torch.Tensor:
+        `new_local_cache`) holds the frame's earlier codebooks."""
         c = self.config
         if index == 0:
             x = self.local_context(hidden)

@@ -63,35 +63,50 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
     return logits
 
 
-def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+def draw(logits: torch.Tensor, temperature: float, race: torch.Tensor) -> torch.Tensor:
     """One token per row of logits [M, V]; temperature 0 = greedy. The exponential race (Gumbel-max) draws
-    exactly from softmax(logits / temperature): the largest p_i / E_i with E_i ~ Exp(1) wins."""
+    exactly from softmax(logits / temperature): with `race` [M, V] ~ Exp(1) (`exponential`), the largest
+    p_i / E_i wins. The randomness is an input, so a traced graph draws exactly what eager code does."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = (logits.float() / temperature).softmax(dim=-1)
-    race = torch.rand(probs.shape, generator=generator, device=probs.device).log_().neg_()  # Exp(1)
     return (probs / race).argmax(dim=-1)
 
 
-def draw_filtered(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row of logits [M, V] after top-k / top-p; top-k alone draws among the k best only."""
-    if config.temperature > 0 and 0 < config.top_k < logits.shape[-1] and config.top_p >= 1.0:
+def exponential(shape: tuple[int, ...], generator: torch.Generator | None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Exp(1) noise for `draw` and `sample`."""
+    return torch.rand(shape, generator=generator, device=device).log_().neg_()
+
+
+def _top_k_only(config: SamplingConfig, vocab: int) -> bool:
+    return config.temperature > 0 and 0 < config.top_k < vocab and config.top_p >= 1.0
+
+
+def noise_width(config: SamplingConfig, vocab: int) -> int:
+    """Columns of Exp(1) noise one `sample` call reads per row of V = `vocab` logits: the filtered draw's
+    (top-k alone draws among the k best only), then a full draw's for repetition-aware sampling."""
+    return (config.top_k if _top_k_only(config, vocab) else vocab) + vocab
+
+
+def draw_filtered(logits: torch.Tensor, config: SamplingConfig, race: torch.Tensor) -> torch.Tensor:
+    """One token per row of logits [M, V] after top-k / top-p (`race`: the Exp(1) noise of `draw`, [M, k]
+    for top-k alone, else [M, V])."""
+    if _top_k_only(config, logits.shape[-1]):
         values, indices = logits.topk(config.top_k, dim=-1)
-        return indices.gather(-1, draw(values, config.temperature, generator)[:, None])[:, 0]
-    return draw(filter_logits(logits, config.top_k, config.top_p), config.temperature, generator)
+        return indices.gather(-1, draw(values, config.temperature, race)[:, None])[:, 0]
+    return draw(filter_logits(logits, config.top_k, config.top_p), config.temperature, race)
 
 
-def sample(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None,
+def sample(logits: torch.Tensor, config: SamplingConfig, race: torch.Tensor,
            history: torch.Tensor | None = None) -> torch.Tensor:
-    """Tokens [M] from logits [M, V]; `history` [M, W] holds the recent tokens of this codebook
-    (-1 = none) and switches repetition-aware sampling on."""
-    tokens = draw_filtered(logits, config, generator)
+    """Tokens [M] from logits [M, V] and Exp(1) noise `race` [M, noise_width(config, V)]; `history` [M, W]
+    holds the recent tokens of this codebook (-1 = none) and switches repetition-aware sampling on."""
+    filtered = race.shape[-1] - logits.shape[-1]
+    tokens = draw_filtered(logits, config, race[:, :filtered])
     if history is None or config.repetition_ratio <= 0 or history.shape[1] == 0 or config.temperature == 0:
         return tokens
     window = history[:, -config.repetition_window:]
     repeats = (window == tokens[:, None]).sum(dim=1)
     looping = repeats >= config.repetition_ratio * config.repetition_window
-    if looping.any():
-        fresh = draw(logits, config.temperature, generator)
-        tokens = torch.where(looping, fresh, tokens)
-    return tokens
+    return torch.where(looping, draw(logits, config.temperature, race[:, filtered:]), tokens)

@@ -7,7 +7,7 @@ import torch
 
 from sonorant.lm import Conditioning, Generation, HierarchicalLM, LMBatch, LMConfig, SamplingConfig
 from sonorant.lm.batch import pointer_from_durations
-from sonorant.lm.sampling import filter_logits, guided, sample
+from sonorant.lm.sampling import exponential, filter_logits, guided, noise_width, sample
 
 K, CARD, VOCAB = 4, 32, 20
 
@@ -156,10 +156,11 @@ def test_repetition_aware_sampling_leaves_a_loop():
     logits = torch.log(torch.tensor([[0.9, 0.05, 0.05]])).expand(400, -1)
     config = SamplingConfig(top_k=1, repetition_window=10, repetition_ratio=0.5)
     g = torch.Generator().manual_seed(0)
+    race = exponential((400, noise_width(config, 3)), g)
     fresh = torch.full((400, 10), -1)
-    assert (sample(logits, config, g, fresh) == 0).all()  # top-1 without a loop
+    assert (sample(logits, config, race, fresh) == 0).all()  # top-1 without a loop
     looping = torch.zeros(400, 10, dtype=torch.long)  # token 0 filled the whole window
-    tokens = sample(logits, config, g, looping)
+    tokens = sample(logits, config, race, looping)
     share = (tokens != 0).float().mean()
     assert 0.03 < share < 0.2  # resampled from the full distribution (10% would be non-zero)
 
@@ -207,11 +208,12 @@ def test_draw_follows_the_tempered_distribution_and_top_k_keeps_the_best():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0])
     logits = probs.log().expand(20000, -1)
     g = torch.Generator().manual_seed(0)
-    counts = torch.bincount(draw(logits, 1.0, g), minlength=5) / 20000
+    counts = torch.bincount(draw(logits, 1.0, exponential((20000, 5), g)), minlength=5) / 20000
     assert torch.allclose(counts, probs, atol=0.015) and counts[4] == 0  # -inf is never drawn
-    sharp = torch.bincount(draw(logits, 0.5, g), minlength=5) / 20000  # p^2, renormalised
+    sharp = torch.bincount(draw(logits, 0.5, exponential((20000, 5), g)), minlength=5) / 20000  # p^2, renormalised
     assert torch.allclose(sharp, probs**2 / (probs**2).sum(), atol=0.015)
-    top2 = sample(logits, SamplingConfig(top_k=2, repetition_ratio=0.0), g)
+    top2_config = SamplingConfig(top_k=2, repetition_ratio=0.0)
+    top2 = sample(logits, top2_config, exponential((20000, noise_width(top2_config, 5)), g))
     assert set(top2.tolist()) == {0, 1} and abs((top2 == 0).float().mean() - 0.5 / 0.8) < 0.015
 
 
@@ -221,20 +223,22 @@ def test_traced_steps_generate_exactly_what_eager_steps_do(model):
     batch = make_batch()
     guided = SamplingConfig(seed=5, max_frames=8, cfg_scale=2.0)  # the guided batch: twice the items
 
-    def frames(config: SamplingConfig) -> list[torch.Tensor]:
-        return [f.logits for f in Generation(model, batch.condition, config, keep_logits=True)]
+    def frames(config: SamplingConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(f.codes, f.logits) for f in Generation(model, batch.condition, config, keep_logits=True)]
 
     eager = frames(guided), frames(SamplingConfig(seed=5, max_frames=8))
     with pytest.raises(ModelError):
         model.train().trace_steps_()
     model.eval().trace_steps_()
     traced = frames(guided), frames(SamplingConfig(seed=5, max_frames=8))
-    # Graphs are made on first use: the global step's one per batch size, the local step's one per codebook too.
+    # Graphs are made on first use: the global step's one per batch size; the frame's (local steps, guidance,
+    # sampling) one per batch size and sampling setting.
     assert sorted(model.global_transformer.traced.graphs) == [3, 6]
-    assert sorted(model.traced_local.graphs) == [(i, b) for i in range(4) for b in (3, 6)]
+    assert sorted(key[:3] for key in model.traced_frames.graphs) == [(3, 3, None), (6, 3, 2.0)]
     for before, after in zip(eager, traced, strict=True):
         assert len(before) == len(after) == 8
-        for a, b in zip(before, after, strict=True):
+        for (codes, a), (same, b) in zip(before, after, strict=True):
+            assert torch.equal(codes, same)  # the same noise draws the same codes
             assert torch.equal(a.isinf(), b.isinf()) and torch.allclose(finite(a), finite(b), atol=1e-5)
 
 
