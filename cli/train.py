@@ -69,7 +69,8 @@ def aligner(
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, tensorboard, metrics)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from released aligner weights."),
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (default: the recipe's); "
+                                  "0 with --init-from: no training, only the calibration of released weights."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:

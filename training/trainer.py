@@ -131,8 +131,11 @@ class Trainer:
         return c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def fit(self, max_steps: int | None = None) -> dict[str, float]:
-        """Train until `max_steps` (the config's by default); returns the last logged metrics."""
-        end = min(max_steps or self.config.max_steps, self.config.max_steps)
+        """Train until `max_steps` (the config's by default); returns the last logged metrics. Zero steps
+        saves the weights as they are (an `--init-from` model, for what a run does after training)."""
+        end = min(self.config.max_steps if max_steps is None else max_steps, self.config.max_steps)
+        if end == 0:
+            self.save()
         last: dict[str, float] = {}
         meter = _Meter()
         progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
