@@ -260,14 +260,13 @@ class HierarchicalLM(nn.Module):
         return self.global_transformer.new_cache(batch_size, capacity, self.bos)
 
     def prefill(self, cond: Conditioning, cache: KVCache, pointer: torch.Tensor, prefix: torch.Tensor | None = None,
-                prefix_lengths: torch.Tensor | None = None,
-                prefix_pointer: torch.Tensor | None = None,
+                prefix_lengths: torch.Tensor | None = None, prefix_pointer: torch.Tensor | None = None,
                 store: PrefixStore | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Feed the conditioning, the forced `prefix` frames [B, K, F] (spoken on tokens `prefix_pointer`
-        [B, F]) and the input of the first frame to make, on token `pointer` [B]. Items are left-padded so
-        every one ends at the same index. With a `store`, the leading positions an earlier prefill had too
-        are copied from it (`prefix.py`) and this one is kept. Returns (hidden [B, C] of the last position,
-        its position [B])."""
+        [B, F]) and the input of the first frame to make, on token `pointer` [B] (the first token of the
+        new text). Items are left-padded so every one ends at the same index. The leading positions that
+        do not depend on the new text (`voice_positions`) go in a call of their own, copied from `store`
+        when it kept them (`prefix.py`). Returns (hidden [B, C] of the last position, its position [B])."""
         b = cond.batch_size
         device = cond.phonemes.device
         if prefix is None:
@@ -278,12 +277,27 @@ class HierarchicalLM(nn.Module):
         full = F.pad(prefix_pointer, (0, 1))  # [B, F + 1]: each item's first new frame right after its prefix
         full[torch.arange(b, device=device), prefix_lengths] = pointer
         seq = self.build_sequence(cond, prefix, prefix_lengths, full, pad_left=True)
-        done = store.restore(seq.x, seq.positions, seq.valid, cache, seq.x.shape[1] - 1) if store else 0
-        hidden = self.global_transformer.step(seq.x[:, done:], seq.positions[:, done:], cache,
-                                              seq.valid[:, done:])[:, -1]
-        if store is not None:
-            store.keep(seq.x, seq.positions, seq.valid, cache)
+        split = self.voice_positions(seq, cond, full, prefix_lengths, pointer)
+        head = seq.x[:, :split], seq.positions[:, :split], seq.valid[:, :split]
+        if store is None or not store.restore(*head, cache):
+            self.global_transformer.step(head[0], head[1], cache, head[2])
+            if store is not None:
+                store.keep(*head, cache)
+        hidden = self.global_transformer.step(seq.x[:, split:], seq.positions[:, split:], cache,
+                                              seq.valid[:, split:])[:, -1]
         return hidden, seq.positions[:, -1]
+
+    def voice_positions(self, seq: Sequence, cond: Conditioning, pointer: torch.Tensor, lengths: torch.Tensor,
+                        start: torch.Tensor) -> int:
+        """How many leading positions of a prefill's sequence are the same whatever the new text: the
+        caption, the prompt and the forced frames (tokens `pointer` [B, F + 1], `lengths` [B] of them per
+        item) up to the first whose phoneme window reaches the new text (which starts at token `start`
+        [B]), in every item; never the last position."""
+        reach = pointer + int(self.window_offsets.max()) >= start[:, None]  # [B, F + 1]
+        reach |= torch.arange(pointer.shape[1], device=pointer.device)[None] >= lengths[:, None]
+        first = reach.float().argmax(dim=1)  # the first True (the new frame's own position at the latest)
+        first = torch.where(cond.phoneme_lengths > 0, first, lengths)  # items without text: none depends
+        return int((seq.bos + first).min().clamp(max=seq.x.shape[1] - 1))
 
     def step(self, codes: torch.Tensor, cond: Conditioning, pointer: torch.Tensor, spent: torch.Tensor,
              position: torch.Tensor, cache: KVCache) -> torch.Tensor:

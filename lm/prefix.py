@@ -1,14 +1,11 @@
-"""Keys and values of earlier prefills, reused when a generation starts the way an earlier one did.
+"""The attention state of a voice's start, computed once and copied into every generation that starts so.
 
 Every sentence a voice speaks starts with the same positions: the prompt marker, the voice prompt's
-frames and, in transcript mode, the prompt's frames again on their own phonemes. Causal attention makes
-the keys and values of a position a function of the inputs up to it, so a prefill whose first inputs
-(and their positions) equal those of a kept one copies that one's keys and values instead of computing
-them, and computes only the rest: the same attention state for a fraction of the work (vLLM's automatic
-prefix caching, for one process). What matches is found by comparing the inputs, so nothing needs to
-know which part of a sequence depends on the text. In float32 the state is the same to rounding; with
-int8 weights (`int8.py`) activations are quantized per call, so a split prefill differs from a whole one
-by quantization noise (measured on the shipped LM: the split one is the closer to float32).
+frames and, in transcript mode, the prompt's frames again on their own phonemes, up to those whose
+phoneme lookahead reaches the new text. `HierarchicalLM.prefill` always feeds that voice part in a call of
+its own, so its keys and values are a function of the voice alone; kept here, they are copied instead of
+computed when the same voice part comes again (vLLM's prefix caching, for one process). Copied or
+computed, the state is bit for bit the same, so a seed gives the same audio whatever was spoken before.
 """
 
 from __future__ import annotations
@@ -23,65 +20,45 @@ from .layers import KVCache
 
 @dataclass(frozen=True)
 class _Entry:
-    x: torch.Tensor  # [B, N, C] the prefill's inputs
+    x: torch.Tensor  # [B, N, C] the voice part's inputs
     positions: torch.Tensor  # [B, N]
     valid: torch.Tensor  # [B, N]
     kv: tuple[torch.Tensor, ...]  # per layer keys and values [B, H, N, D] (`KVCache.tensors` order)
 
+    def matches(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor) -> bool:
+        return (self.x.shape == x.shape and torch.equal(self.x, x) and torch.equal(self.positions, positions)
+                and torch.equal(self.valid, valid))
+
 
 class PrefixStore:
-    """The inputs and keys/values of the last `capacity` prefills (one per voice, in practice); safe to
-    share between threads (entries are never changed, only replaced)."""
+    """The voice parts of the last `capacity` voices and their keys and values; safe to share between
+    threads (entries are never changed, only replaced)."""
 
     def __init__(self, capacity: int = 4) -> None:
         if capacity < 1:
-            raise ValueError("a prefix store keeps at least one prefill")
+            raise ValueError("a prefix store keeps at least one voice")
         self.capacity = capacity
         self._entries: list[_Entry] = []
         self._lock = threading.Lock()
 
-    def restore(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, cache: KVCache,
-                limit: int) -> int:
-        """Fill the empty `cache` with the keys and values of the longest kept prefix of the sequence
-        (x [B, N, C] at `positions` [B, N], `valid` [B, N]), at most `limit` positions; returns how many
-        (the cache's length)."""
+    def restore(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, cache: KVCache) -> bool:
+        """Fill the empty `cache` with the kept keys and values of exactly these inputs (x [B, N, C] at
+        `positions` [B, N], `valid` [B, N]); False when none are kept."""
         with self._lock:
-            entries = list(self._entries)
-        best, length = None, 0
-        for entry in entries:
-            n = _common_prefix(entry, x, positions, valid, limit)
-            if n > length:
-                best, length = entry, n
-        if best is None:
-            return 0
-        for target, kept in zip(cache.tensors(), best.kv, strict=True):
-            target[:, :, :length] = kept[:, :, :length]
-        cache.key_valid[:, :length] = best.valid[:, :length]
-        cache.length = length
-        return length
+            entry = next((e for e in reversed(self._entries) if e.matches(x, positions, valid)), None)
+        if entry is None:
+            return False
+        n = x.shape[1]
+        for target, kept in zip(cache.tensors(), entry.kv, strict=True):
+            target[:, :, :n] = kept
+        cache.key_valid[:, :n] = valid
+        cache.length = n
+        return True
 
     def keep(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, cache: KVCache) -> None:
-        """Remember the prefill that just filled `cache` with the sequence x [B, N, C]. It replaces the kept
-        ones it shares more than a first position with (the same voice, another sentence) and, beyond
-        `capacity`, the least recently kept."""
+        """Remember the keys and values `cache` holds for the inputs x [B, N, C] (its first N positions);
+        beyond `capacity`, the least recently kept voice is forgotten."""
         n = x.shape[1]
-        entry = _Entry(x.clone(), positions.clone(), valid.clone(),
-                       tuple(t[:, :, :n].clone() for t in cache.tensors()))
+        entry = _Entry(x.clone(), positions.clone(), valid.clone(), tuple(t[:, :, :n].clone() for t in cache.tensors()))
         with self._lock:
-            others = [e for e in self._entries if _common_prefix(e, x, positions, valid, n) <= 1]
-            self._entries = [*others[len(others) + 1 - self.capacity:], entry]
-
-
-def _common_prefix(entry: _Entry, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor,
-                   limit: int) -> int:
-    """How many leading positions of the sequence equal the entry's in every item (inputs, positions and
-    padding alike), at most `limit`."""
-    if entry.x.shape[0] != x.shape[0] or entry.x.shape[2] != x.shape[2]:
-        return 0
-    n = min(entry.x.shape[1], x.shape[1], limit)
-    if n <= 0:
-        return 0
-    same = ((entry.x[:, :n] == x[:, :n]).all(dim=-1) & (entry.positions[:, :n] == positions[:, :n])
-            & (entry.valid[:, :n] == valid[:, :n])).all(dim=0)  # [n]
-    differs = (~same).nonzero()
-    return int(differs[0]) if differs.numel() else n
+            self._entries = [*self._entries[len(self._entries) + 1 - self.capacity:], entry]
