@@ -262,8 +262,12 @@ def test_a_voice_s_start_is_computed_once_and_copied_bit_for_bit(model):
         if int8:
             model.int8_()  # activations quantized per call: only the same calls give the same numbers
         store, restored = PrefixStore(), []
-        restore = store.restore
-        store.restore = lambda x, *rest: restored.append((x.shape[1], restore(x, *rest))) or restored[-1][1]
+
+        def spy(x, *rest, restore=store.restore, restored=restored):
+            restored.append((x.shape[1], restore(x, *rest)))
+            return restored[-1][1]
+
+        store.restore = spy
         logits(conditioning(first, prompt), store)
         reused = logits(conditioning(second, prompt), store)
         # Marker, 6 prompt frames, BOS, 5 forced frames, each from BOS on with the phonemes of the frame it
