@@ -6,8 +6,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..text.frontend import WORD, symbols
 
 _BEFORE = "ˈˌ"  # stress marks belong to the phone after them
@@ -179,37 +177,6 @@ def signed_errors(predicted: list[Segment], reference: list[tuple[str, float, fl
 PAUSE_SECONDS = 0.03
 
 
-def balanced_shifts(clips: list[tuple[str, list[Segment], list[tuple[str, float, float]], float]],
-                    reach: float = 0.03) -> tuple[float, float]:
-    """The (start, end) shifts, in seconds, that make the worst engine's median word-boundary error
-    smallest over `clips` (engine, our words before shifts, the engine's words, clip seconds); ties go to
-    the smallest mean of the engines' medians. Searched within `reach` of the pooled median shifts, in
-    2 ms then 0.5 ms steps. The engines disagree among themselves by about a frame, so the pooled median
-    follows the engine with the most voices and leaves the others farther off."""
-    pairs = [(engine, [(i, reference[j][1], reference[j][2]) for i, j in _matching(words, reference)], words,
-              total) for engine, words, reference, total in clips]
-    signed = [(words[i].start - start, words[i].end - end) for _, matched, words, _ in pairs
-              for i, start, end in matched]
-    if not signed:
-        return 0.0, 0.0
-    engines = sorted({engine for engine, matched, _, _ in pairs if matched})
-
-    def score(shifts: tuple[float, float]) -> tuple[float, float]:
-        errors: dict[str, list[float]] = {e: [] for e in engines}
-        for engine, matched, words, total in pairs:
-            moved = _shifted(words, shifts, total)
-            errors[engine] += [abs(moved[i].start - start) for i, start, _ in matched]
-            errors[engine] += [abs(moved[i].end - end) for i, _, end in matched]
-        medians = [float(np.median(v)) for v in errors.values() if v]
-        return max(medians), float(np.mean(medians))
-
-    best = (-float(np.median([d for d, _ in signed])), -float(np.median([d for _, d in signed])))
-    for step, span in ((0.002, reach), (0.0005, 0.002)):
-        offsets = np.arange(-span, span + step / 2, step)
-        best = min(((best[0] + a, best[1] + b) for a in offsets for b in offsets), key=score)
-    return round(float(best[0]), 4), round(float(best[1]), 4)
-
-
 def boundary_contexts(predicted: list[Segment],
                       reference: list[tuple[str, float, float]]) -> list[tuple[float, bool]]:
     """(absolute error in seconds, next to a pause?) of the start and the end of every shared word: a start
@@ -226,14 +193,12 @@ def boundary_contexts(predicted: list[Segment],
 def paired_words(predicted: list[Segment], reference: list[tuple[str, float, float]]
                  ) -> list[tuple[Segment, tuple[str, float, float], int]]:
     """The words both lists share, paired in order by spelling: (ours, theirs, index of theirs)."""
-    return [(predicted[i], reference[j], j) for i, j in _matching(predicted, reference)]
-
-
-def _matching(predicted: list[Segment], reference: list[tuple[str, float, float]]) -> list[tuple[int, int]]:
-    """(index of ours, index of theirs) of the words both lists share, in order, by spelling."""
     from difflib import SequenceMatcher
 
     ours = [_key(w.label) for w in predicted]
     theirs = [_key(w) for w, _, _ in reference]
-    blocks = SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks()
-    return [(block.a + k, block.b + k) for block in blocks for k in range(block.size)]
+    pairs = []
+    for block in SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            pairs.append((predicted[block.a + k], reference[block.b + k], block.b + k))
+    return pairs

@@ -287,19 +287,3 @@ def test_eval_align_scores_each_engine(release, spoken, tmp_path):
     assert (tmp_path / "a.png").stat().st_size > 1000
     path = write_report(result, tmp_path / "report", {"date": "d", "machine": "m", "command": "c"})
     assert json.loads(path.read_text())["kind"] == "eval-align"
-
-
-def test_word_shifts_balance_the_engines_rather_than_follow_the_most_numerous():
-    from sonorant.align.words import Segment, balanced_shifts
-
-    ours = [Segment("one", 0.10, 0.40), Segment("two", 0.60, 0.90), Segment("three", 1.10, 1.50)]
-
-    def engine(offset: float) -> list[tuple[str, float, float]]:  # marks every boundary `offset` s from ours
-        return [(w.label, w.start + offset, w.end + offset) for w in ours]
-
-    # Three clips of an engine 12 ms before ours, one of an engine 8 ms after: the pooled median shift
-    # (-12 ms) would fit the first exactly and leave the other 20 ms off.
-    clips = [("early", ours, engine(-0.012), 2.0)] * 3 + [("late", ours, engine(0.008), 2.0)]
-    start, end = balanced_shifts(clips)
-    assert start == pytest.approx(-0.002, abs=0.0006) and end == pytest.approx(-0.002, abs=0.0006)
-    assert balanced_shifts([]) == (0.0, 0.0)

@@ -15,7 +15,7 @@ from ..align import Aligner
 from ..align.model import binarization_loss
 from ..align.pauses import without_edge_silence
 from ..align.search import hard_alignment
-from ..align.words import Segment, balanced_shifts, boundary_errors, spoken_words, timed_segments
+from ..align.words import Segment, boundary_errors, signed_errors, spoken_words, timed_segments
 from ..core.audio import load_audio
 from ..core.errors import AudioError, SonorantError
 from ..data.manifest import Item, read_manifest
@@ -191,20 +191,20 @@ class AlignerTask:
 
     @torch.no_grad()
     def word_shifts(self) -> tuple[float, float]:
-        """What an exported aligner adds to its word starts and ends (seconds): the shifts that bring the
-        worst engine's median boundary error on the validation clips (training voices, unseen sentences)
-        lowest (`balanced_shifts`)."""
+        """Median (start, end) difference of the aligner's word times to the engines' own on the validation
+        clips (training voices, unseen sentences): what an exported aligner adds to its word times."""
         self.model.eval()
-        clips = []
+        errors = []
         for u in self.valid:
             if not u.item.words:
                 continue
             p = self.collate([u])
             durations = self.model.align(p.tokens, p.token_lengths, p.mel, p.frame_lengths).durations[0].tolist()
-            engine = (u.item.base_speaker or "?").split(":")[0]
-            seconds = int(p.frame_lengths[0]) / self.model.frame_rate
-            clips.append((engine, self.predicted_words(u, durations, p.mel[0]), list(u.item.words), seconds))
-        return balanced_shifts(clips)
+            errors += signed_errors(self.predicted_words(u, durations, p.mel[0]), list(u.item.words))
+        if not errors:
+            return 0.0, 0.0
+        starts, ends = zip(*errors, strict=True)
+        return -float(np.median(starts)), -float(np.median(ends))
 
     def corpus_costs(self) -> list[float]:
         """Alignment cost per frame of every training utterance (the mismatch threshold comes from it)."""
