@@ -125,6 +125,8 @@ def tts(
     seed: int = typer.Option(0, "--seed"),
     int8: bool = typer.Option(True, "--int8/--fp32", help="On a CPU: the LM with int8 weights (the default) or "
                                                          "float32."),
+    repeats: int = typer.Option(1, "--repeats", min=1, max=100,
+                                help="Speak the sentences this many times; figures are medians over the runs."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
 ) -> None:
     """TTS real-time factor and first-audio latency (streaming) on six Harvard sentences."""
@@ -136,11 +138,13 @@ def tts(
     if threads:
         torch.set_num_threads(threads)
     synth = Synthesizer.from_pretrained(model, device=device, int8=None if int8 else False)
-    result = bench_tts(synth, voice, voice_text, seed)
+    result = bench_tts(synth, voice, voice_text, seed, repeats=repeats)
     print(f"tts on {result.device} ({result.threads} threads, {result.weights} LM), {result.mode} mode, "
           f"{result.sentences} sentences, "
           f"{result.audio_seconds:.1f} s of audio:\n"
-          f"  real-time factor  {result.real_time_factor:.3f} ({result.frames_per_second:.0f} frames/s)\n"
+          f"  real-time factor  {result.real_time_factor:.3f} ({result.frames_per_second:.0f} frames/s)"
+          + (f", median of {len(result.runs)} runs ({min(result.runs):.3f}-{max(result.runs):.3f})"
+             if len(result.runs) > 1 else "") + "\n"
           f"  first audio       {result.first_audio_median_s * 1000:.0f} ms median, "
           f"{result.first_audio_max_s * 1000:.0f} ms max (stream)\n"
           f"  full wait         {result.full_wait_median_s * 1000:.0f} ms median (synthesize; baseline)\n"

@@ -89,7 +89,9 @@ def _bench_lm(data: dict) -> tuple[str, list[str]]:
 
 
 def _bench_tts(data: dict) -> tuple[str, list[str]]:
-    return ("TTS speed (streaming)", [
+    runs = data.get("runs", [])
+    spread = f" (median of {len(runs)} runs: {min(runs):.3f}-{max(runs):.3f})" if len(runs) > 1 else ""
+    return (f"TTS speed (streaming){spread}", [
         "| real-time factor | LM frames / s | first audio, median (ms) | first audio, max (ms) | "
         "whole sentence, median (ms) | ended by itself |", "|---|---|---|---|---|---|",
         f"| {data['real_time_factor']:.3f} | {data['frames_per_second']:.0f} | "

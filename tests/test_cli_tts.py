@@ -136,11 +136,13 @@ def test_eval_tts_scores_modes_next_to_the_ground_truth(bundle, tmp_path, cli):
 
 @pytest.mark.slow
 def test_bench_tts_reports_latency_and_real_time_factor(bundle, tmp_path, cli):
-    result = cli(["bench", "tts", "--model", str(bundle), "--json", "bench.json"])
+    result = cli(["bench", "tts", "--model", str(bundle), "--repeats", "2", "--json", "bench.json"])
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "bench.json").read_text())
+    assert len(figures["runs"]) == 2 and min(figures["runs"]) <= figures["real_time_factor"] <= max(figures["runs"])
     assert figures["sentences"] == 6 and len(figures["per_sentence"]) == 6 and figures["mode"] == "transcript"
     frames = sum(row["frames"] for row in figures["per_sentence"])
     assert figures["audio_seconds"] == pytest.approx(frames / 50, abs=1e-6)  # 50 frames/s, no pauses (one chunk each)
     assert all(row["first_audio_s"] <= row["synthesis_s"] for row in figures["per_sentence"])
     assert "real-time factor" in result.stdout and "first audio" in result.stdout
+    assert "median of 2 runs" in result.stdout
