@@ -16,6 +16,7 @@ from ..core.errors import ModelError, SonorantError
 from ..text.frontend import WORD, TextFrontend, clean_text, normalize, phonemize
 from .model import Aligner
 from .pauses import without_edge_silence
+from .refine import snapped_words
 from .words import Segment, phone_count, spoken_words, timed_segments
 
 FRONTEND_FILE = "frontend.json"
@@ -114,4 +115,5 @@ class ForcedAligner:
         c = self.aligner.config
         word_segments, phones = timed_segments(ipa, durations, c.frame_rate, words, word_lengths,
                                                (c.word_start_shift, c.word_end_shift))
+        word_segments = snapped_words(word_segments, wav, self.sample_rate)
         return ForcedAlignment(word_segments, phones, durations, ipa, cost, frames, self.aligner.frame_rate)

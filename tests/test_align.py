@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 
 from sonorant.align import Aligner, AlignerConfig
 from sonorant.align.forced import AlignmentError, ForcedAligner
@@ -106,6 +107,30 @@ def test_boundary_errors_pair_words_by_spelling():
     contexts = boundary_contexts(predicted, reference)
     assert [pause for _, pause in contexts] == [True, False, False, True, True, True]
     assert contexts[4][0] == pytest.approx(0.1)  # "three" starts 100 ms before the reference's, after its pause
+
+
+def test_word_boundaries_move_towards_the_nearest_spectral_change():
+    from sonorant.align.refine import SNAP_SECONDS, snapped_words
+
+    rate = 16000
+    t = torch.arange(rate) / rate
+    noise = 0.01 * torch.randn(rate, generator=torch.Generator().manual_seed(0))
+
+    def recording(change: float) -> torch.Tensor:  # a low tone, a high one from `change`, silence from 0.8 s
+        tones = torch.where(t < change, torch.sin(2 * torch.pi * 220 * t), 0.5 * torch.sin(2 * torch.pi * 2500 * t))
+        return (torch.where(t < 0.8, tones, torch.zeros_like(t)) + noise)[None]
+
+    words = [Segment("low", 0.10, 0.50), Segment("high", 0.50, 0.78)]  # the aligner's 20 ms grid
+    for change in (0.52, 0.48):  # the boundary moves off the grid towards the change, never past it
+        low, high = snapped_words(words, recording(change), rate)
+        assert low.end == high.start and 0 < (high.start - 0.5) / (change - 0.5) <= 1
+    assert 0.78 < high.end <= 0.80  # towards where the sound stops
+    assert abs(low.start - 0.10) <= SNAP_SECONDS + 1e-9  # no change near: it moves at most the search reach
+    # the same at another sample rate; boundaries snapped past each other meet in the middle
+    at_8k = snapped_words(words, torchaudio.functional.resample(recording(0.52), rate, 8000), 8000)
+    assert 0.5 < at_8k[1].start <= 0.52
+    a, b = snapped_words([Segment("a", 0.1, 0.53), Segment("b", 0.49, 0.7)], recording(0.51), rate)
+    assert a.end == b.start
 
 
 def _synthetic_batch(generator: torch.Generator, vocab: int = 12, n_mels: int = 80):
