@@ -6,7 +6,7 @@ next, and that is where the spectrum changes fastest. So each word start and end
 spectral change (log-mel flux at a 5 ms hop) within `SNAP_SECONDS` of it, weighted by a Gaussian of
 `SNAP_SIGMA` around where the aligner put it, so a strong change further off does not win over a
 moderate one close by. Measured on the corpus' validation clips (training voices: `sonorant eval align
---split valid`); the durations the LM reads stay on the frame grid.
+--split valid`); phoneme times and the durations the LM reads stay on the frame grid.
 """
 
 from __future__ import annotations
