@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from .words import Segment
+from .words import Segment, without_overlaps
 
 CHANGE_FFT = 512  # 32 ms analysis window at 16 kHz...
 CHANGE_HOP = 80  # ...every 5 ms
@@ -62,10 +62,4 @@ def snapped_words(words: list[Segment], wav: torch.Tensor, sample_rate: int) -> 
     if not words:
         return words
     change = SpectralChange(wav, sample_rate)
-    out = [Segment(w.label, change.snap(w.start), change.snap(w.end)) for w in words]
-    for k in range(len(out) - 1):  # a joint both sides snapped past each other meets in the middle
-        if out[k + 1].start < out[k].end:
-            middle = (out[k + 1].start + out[k].end) / 2
-            out[k] = Segment(out[k].label, out[k].start, middle)
-            out[k + 1] = Segment(out[k + 1].label, middle, out[k + 1].end)
-    return [Segment(w.label, w.start, max(w.start, w.end)) for w in out]
+    return without_overlaps([Segment(w.label, change.snap(w.start), change.snap(w.end)) for w in words])

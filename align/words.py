@@ -114,9 +114,15 @@ def _close_joints(words: list[Segment], pauses: set[float], joint: float) -> lis
 
 
 def _shifted(words: list[Segment], shifts: tuple[float, float], total: float) -> list[Segment]:
-    out = [Segment(w.label, min(max(0.0, w.start + shifts[0]), total), min(max(0.0, w.end + shifts[1]), total))
-           for w in words]
-    for k in range(len(out) - 1):  # a joint that the shifts made overlap meets in the middle again
+    return without_overlaps([Segment(w.label, min(max(0.0, w.start + shifts[0]), total),
+                                     min(max(0.0, w.end + shifts[1]), total)) for w in words])
+
+
+def without_overlaps(words: list[Segment]) -> list[Segment]:
+    """Words whose boundaries were moved one by one: where one now starts before the last ended, the two
+    meet in the middle again; no word ends before it starts."""
+    out = list(words)
+    for k in range(len(out) - 1):
         if out[k + 1].start < out[k].end:
             middle = (out[k + 1].start + out[k].end) / 2
             out[k] = Segment(out[k].label, out[k].start, middle)
