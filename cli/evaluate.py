@@ -1,4 +1,4 @@
-"""`sonorant eval codec|tts|align`."""
+"""`sonorant eval codec|tts|align|generate`."""
 
 from __future__ import annotations
 
@@ -173,6 +173,69 @@ def tts(
                                             "model": str(resolve_bundle(model).root), "cases": str(cases or manifest),
                                             "items_label": label, "seed": seed, "max_seconds": max_seconds,
                                             "sampling": sampling}, panels)
+    print((out / "report.md").read_text())
+
+
+@app.command()
+def generate(
+    manifest: list[Path] = typer.Option(..., "--manifest", help="The corpus the model was trained on (repeat for "
+                                                                "several): held-out captions avoid its training "
+                                                                "captions; its domains train the tagger."),
+    report: Path = typer.Option(..., "--report", help="Folder for metrics.json, report.md, spectrograms and wavs."),
+    model: Path = typer.Option(None, "--model", help="Bundle with a caption-conditioned LM (default: the shipped)."),
+    pieces: int = typer.Option(30, "--pieces", min=2, help="Held-out music captions."),
+    notes: int = typer.Option(10, "--notes", min=0, help="Held-out single-note captions."),
+    sounds: int = typer.Option(10, "--sounds", min=0, help="Sound captions of the test split."),
+    seconds: float = typer.Option(8.0, "--seconds", callback=finite, min=2.0, max=30.0,
+                                  help="Length of each piece (generated and rendered)."),
+    cfg: float = typer.Option(3.0, "--cfg", callback=finite, min=1.0, max=10.0, help="Classifier-free guidance."),
+    seed: int = typer.Option(0, "--seed"),
+    tagger: Path = typer.Option(None, "--tagger", help="A tagger saved by an earlier run (its tagger.json); "
+                                                       "default: train one here."),
+    renders: int = typer.Option(200, "--tagger-renders", min=20, help="Renders the tagger trains on."),
+    per_domain: int = typer.Option(100, "--tagger-per-domain", min=10, help="Items per domain for its domain head."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Caption adherence of generated music and sound: tempo, key, drums, instrument family and pitch
+    against the caption, beside the ground-truth renders (ceiling) and shuffled captions (floor)."""
+    from rich.progress import Progress
+
+    from ..core.errors import SonorantError
+    from ..evaluation.generate_eval import domain_examples, evaluate_generation, read_items, write_generate_report
+    from ..evaluation.music_tagger import RATE, MusicTagger, render_examples, train_tagger
+    from ..evaluation.provenance import provenance
+    from ..tts import Synthesizer
+    from ..tts.audio_lm import generate_from_caption
+    from ..tts.bundle import lm_takes_captions, resolve_bundle
+
+    bundle = resolve_bundle(model)
+    if not lm_takes_captions(bundle.lm):
+        raise SonorantError("this model was not trained with captions, so it cannot generate from one")
+    items, root = read_items(manifest)
+    synth = Synthesizer.from_pretrained(model, device=device)
+    if synth.sample_rate != RATE:
+        raise SonorantError(f"the evaluation runs at {RATE} Hz; this model's codec makes {synth.sample_rate} Hz")
+
+    def make(caption: str, length: float, clip_seed: int):
+        audio = generate_from_caption(synth, caption, length, cfg_scale=cfg, seed=clip_seed)
+        return audio.samples.numpy()
+
+    report.mkdir(parents=True, exist_ok=True)
+    with Progress() as progress:
+        if tagger is None:
+            bar = progress.add_task("training the tagger", total=renders + per_domain * 3)
+            examples = render_examples(renders, seed, progress=lambda n: progress.advance(bar, n))
+            domains = domain_examples(items, root, per_domain, seed, progress=lambda: progress.advance(bar))
+            trained = train_tagger(examples, domains if len({d for _, d in domains}) > 1 else (), seed)
+        else:
+            trained = MusicTagger.load(tagger)
+        trained.save(report / "tagger.json")
+        bar = progress.add_task("generating", total=pieces + notes + sounds)
+        result = evaluate_generation(make, trained, items, root, pieces, notes, sounds, seconds, seed,
+                                     keep=report / "wav", progress=lambda: progress.advance(bar))
+    out = write_generate_report(result, report, {"kind": "eval-generate", "meta": provenance(device),
+                                                 "model": str(bundle.root), "manifests": [str(m) for m in manifest],
+                                                 "seed": seed, "seconds": seconds, "cfg": cfg})
     print((out / "report.md").read_text())
 
 

@@ -32,7 +32,7 @@ from ..core.atomic import atomic_path, atomic_write
 from ..core.errors import SonorantError
 from .engines import Voice, available_voices, missing_engines, synthesize
 from .manifest import DOMAINS, Item, write_manifest
-from .music import Piece, compose, draw_piece, render, soundfont
+from .music import Note, Piece, compose, compose_note, draw_note, draw_piece, render, soundfont
 from .pseudo import SHIFTS, Embed, VoiceShift, apply_shift, speaker_similarity
 from .recordings import MIN_CLIP_SECONDS, SOURCES, import_file, source_files
 from .sentences import FORTUNE_DIRS, SOURCE, fortune_sentences
@@ -45,6 +45,7 @@ HELD_OUT_VOICES = ("flite:slt", "festival:cmu_us_slt_arctic_hts", "espeak-ng:en-
 REAL_VOICES = "hedgewars:"  # the real human voices, all held out
 DOMAIN_SHARES = {"speech": 0.8, "music": 0.15, "sound": 0.05}  # of --hours, over the domains built
 GENERATED_MUSIC_SHARE = 0.5  # of the music hours when real recordings are installed; all of them otherwise
+NOTE_SHARE = 0.1  # of the generated music hours: single notes (one instrument and pitch per clip)
 REPORT_FILE = "report.json"
 
 Progress = Callable[[str, float], None]
@@ -298,7 +299,8 @@ def recordings(out: Path, domain: str, hours: float, skipped: list[str], progres
 
 def generated_music(out: Path, hours: float, seed: int, workers: int, skipped: list[str],
                     progress: Progress | None) -> list[Item]:
-    """Composed pieces rendered with fluidsynth, until `hours`; split by piece."""
+    """Composed pieces and single notes (`NOTE_SHARE` of the time) rendered with fluidsynth, until `hours`;
+    split by clip."""
     if hours <= 0:
         return []
     font = soundfont()
@@ -306,21 +308,23 @@ def generated_music(out: Path, hours: float, seed: int, workers: int, skipped: l
         skipped.append("generated music: needs fluidsynth and a GM soundfont (apt-get install fluidsynth "
                        "timgm6mb-soundfont)")
         return []
-    rng = random.Random(seed + 1)
-    pieces = []
-    planned = 0.0
-    while planned < hours * 3600:
-        piece = draw_piece(rng)
-        pieces.append(piece)
-        planned += piece.seconds
+    clips: list[tuple[str, Piece | Note]] = []
+    for name, draw, share in (("generated", draw_piece, 1 - NOTE_SHARE), ("note", draw_note, NOTE_SHARE)):
+        rng = random.Random(seed + (1 if name == "generated" else 2))
+        planned, index = 0.0, 0
+        while planned < share * hours * 3600:
+            clip = draw(rng)
+            clips.append((f"{name}-{index:05d}", clip))
+            planned += clip.seconds if isinstance(clip, Piece) else clip.held + 0.5
+            index += 1
     (out / "music").mkdir(parents=True, exist_ok=True)
 
-    def one(job: tuple[int, Piece]) -> Item:
-        index, piece = job
-        path = out / "music" / f"generated-{index:05d}.flac"
+    def one(job: tuple[str, Piece | Note]) -> Item:
+        name, clip = job
+        path = out / "music" / f"{name}.flac"
         if not path.is_file():
-            midi = out / "music" / f".generated-{index:05d}.mid"
-            compose(piece).save(str(midi))
+            midi = out / "music" / f".{name}.mid"
+            (compose(clip) if isinstance(clip, Piece) else compose_note(clip)).save(str(midi))
             try:
                 with atomic_path(path, suffix=".wav") as tmp:
                     render(midi, Path(tmp), font=font)
@@ -329,16 +333,17 @@ def generated_music(out: Path, hours: float, seed: int, workers: int, skipped: l
             finally:
                 midi.unlink(missing_ok=True)
         info = sf.info(str(path))
+        index = int(name.rsplit("-", 1)[1])
         split = "test" if index % 25 == 24 else ("valid" if index % 25 == 23 else "train")
-        return Item(id=f"generated/{index:05d}", path=f"music/{path.name}", duration=round(info.duration, 4),
-                    sample_rate=info.samplerate, domain="music", split=split, caption=piece.caption)
+        return Item(id=name.replace("-", "/"), path=f"music/{path.name}", duration=round(info.duration, 4),
+                    sample_rate=info.samplerate, domain="music", split=split, caption=clip.caption)
 
     items = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for n, item in enumerate(pool.map(one, enumerate(pieces)), 1):
+        for n, item in enumerate(pool.map(one, clips), 1):
             items.append(item)
             if progress:
-                progress("music", n / len(pieces))
+                progress("music", n / len(clips))
     return items
 
 

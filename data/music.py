@@ -1,10 +1,12 @@
 """Generated music: MIDI pieces composed from drawn parameters, rendered with fluidsynth, captioned from
-those same parameters (instrument, tempo, key, mood, style, drums), so every caption is true of its audio.
+those same parameters (instrument, tempo, key, mood, style, drums), so every caption is true of its audio;
+and single notes (one instrument, one pitch, one loudness per clip), captioned the same way.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -31,6 +33,11 @@ MOODS = {"major": ("bright", "cheerful", "warm"), "minor": ("melancholic", "dark
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2",
               "/usr/share/sounds/sf2/default-GM.sf2")
 TICKS = 480
+# Single notes: loudness words by MIDI velocity, and the range each instrument is drawn in (else NOTE_RANGE).
+DYNAMICS = {"soft": 45, "medium": 80, "loud": 115}
+NOTE_RANGE = (48, 84)  # C3 .. C6
+NOTE_RANGES = {"cello": (36, 67), "choir": (48, 76), "trumpet": (55, 82), "clarinet": (50, 84),
+               "saxophone": (49, 80), "flute": (60, 91), "pan flute": (60, 88), "violin": (55, 91)}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,76 @@ class Piece:
         if self.drums:
             parts.append("and drums" if self.bass else "with drums")
         return " ".join(parts)
+
+
+    @property
+    def family(self) -> str:
+        return family(self.instrument)
+
+
+def family(instrument: str) -> str:
+    """The General MIDI family of an instrument of the captions (GM groups its programs in eights)."""
+    return GM_FAMILIES[INSTRUMENTS[instrument] // 8]
+
+
+GM_FAMILIES = ("piano", "chromatic percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass", "reed",
+               "pipe", "synth lead", "synth pad")
+
+
+def note_name(pitch: int) -> str:
+    """Scientific pitch notation of a MIDI note: 60 -> C4."""
+    return f"{NOTES[pitch % 12]}{pitch // 12 - 1}"
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note of one instrument, held for `held` seconds: the corpus' single-note clips."""
+
+    instrument: str
+    pitch: int  # MIDI note number
+    dynamics: str  # a key of DYNAMICS
+    held: float
+
+    @property
+    def caption(self) -> str:
+        return f"a {self.dynamics} {self.instrument} note, {note_name(self.pitch)}"
+
+    @property
+    def family(self) -> str:
+        return family(self.instrument)
+
+
+def draw_note(rng: random.Random) -> Note:
+    instrument = rng.choice(sorted(INSTRUMENTS))
+    low, high = NOTE_RANGES.get(instrument, NOTE_RANGE)
+    return Note(instrument, rng.randint(low, high), rng.choice(sorted(DYNAMICS)), round(rng.uniform(0.8, 2.5), 2))
+
+
+def compose_note(note: Note) -> mido.MidiFile:
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS)  # 120 bpm: a beat is 0.5 s
+    midi.tracks.append(_track([(0, round(note.held * 2 * TICKS), note.pitch, DYNAMICS[note.dynamics])], channel=0,
+                              program=INSTRUMENTS[note.instrument]))
+    return midi
+
+
+_PIECE_CAPTION = re.compile(
+    r"^(?P<mood>\w+) (?P<style>arpeggios|chords|a melody|a waltz) on the (?P<instrument>[a-z ]+) in "
+    r"(?P<tonic>[A-G][#b]?) (?P<mode>major|minor), (?P<tempo>\d+) bpm(?: with (?P<bass>" + "|".join(BASS) + "))?"
+    r"(?P<drums> (?:and|with) drums)?$")
+_STYLE_WORDS = {"arpeggios": "arpeggio", "chords": "chords", "a melody": "melody", "a waltz": "waltz"}
+
+
+def caption_facts(caption: str) -> tuple[str, int, str, str, bool] | None:
+    """(instrument, tonic, mode, style, drums) that a generated piece's caption states; None for any other
+    caption. What a held-out caption must not share with a training one."""
+    m = _PIECE_CAPTION.match(caption)
+    if m is None or m["instrument"] not in INSTRUMENTS:
+        return None
+    return m["instrument"], NOTES.index(m["tonic"]), m["mode"], _STYLE_WORDS[m["style"]], m["drums"] is not None
+
+
+def piece_facts(piece: Piece) -> tuple[str, int, str, str, bool]:
+    return piece.instrument, piece.tonic, piece.mode, piece.style, piece.drums
 
 
 def draw_piece(rng: random.Random, seconds: tuple[float, float] = (8.0, 20.0)) -> Piece:

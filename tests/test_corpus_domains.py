@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 
 import mido
@@ -99,6 +100,8 @@ def test_build_resumes_and_reports(tmp_path, monkeypatch):
     generated = [i for i in items if i.id.startswith("generated/")]
     real = [i for i in items if i.caption == "battle music, stand-in music"]
     assert generated and all("bpm" in i.caption and i.domain == "music" for i in generated)
+    notes = [i for i in items if i.id.startswith("note/")]  # single notes: one instrument, one pitch
+    assert notes and all(re.fullmatch(r"a (soft|medium|loud) [a-z ]+ note, [A-G][#b]?\d", i.caption) for i in notes)
     assert real and abs(sum(i.duration for i in real) - 0.02 * 3600 * 0.15 / 2) < 0.1  # half the music hours
     assert "sound: missing-sounds not installed" in first.skipped
     assert "music: 1 recordings unreadable, silent or shorter than 0.2 s" in first.skipped
