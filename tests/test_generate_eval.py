@@ -176,8 +176,9 @@ def test_eval_generate_reports_adherence_beside_both_baselines(tmp_path, cli, mo
 
     monkeypatch.setitem(captions.ENCODERS, "fake", FakeCaptions)
     bundle = make_bundle(tmp_path / "bundle")
-    refused = cli(["eval", "generate", "--manifest", "m.jsonl", "--report", "r0", "--model", bundle])
-    assert refused.returncode == 2 and "not trained with captions" in refused.stderr
+    plain = make_bundle(tmp_path / "plain")
+    missing = cli(["eval", "generate", "--manifest", "m.jsonl", "--report", "r0", "--model", bundle])
+    assert missing.returncode == 2 and "no such manifest" in missing.stderr
     torch.manual_seed(0)
     lm = HierarchicalLM(LMConfig(num_codebooks=4, codebook_size=1024, dim=32, num_layers=1, num_heads=2, local_dim=16,
                                  local_layers=1, local_heads=2, codebook_weights=(1.0, 1.0, 1.0, 1.0), caption_dim=8,
@@ -194,6 +195,8 @@ def test_eval_generate_reports_adherence_beside_both_baselines(tmp_path, cli, mo
         items.append(Item(id=f"c{i}", path=f"{i}.wav", duration=1.0 + 0.1 * i, sample_rate=RATE, domain=domain,
                           split="test" if i >= 12 else "train", caption=caption))
     write_manifest(corpus / "manifest.jsonl", items)
+    refused = cli(["eval", "generate", "--manifest", corpus / "manifest.jsonl", "--report", "r0", "--model", plain])
+    assert refused.returncode == 2 and "not trained with captions" in refused.stderr
     result = cli(["eval", "generate", "--manifest", corpus / "manifest.jsonl", "--report", "rep", "--model", bundle,
                   "--pieces", "3", "--notes", "2", "--sounds", "1", "--seconds", "2", "--tagger-renders", "20",
                   "--tagger-per-domain", "10"])
@@ -217,3 +220,10 @@ def test_eval_generate_reports_adherence_beside_both_baselines(tmp_path, cli, mo
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "rep2" / "tagger.json").read_text()) == json.loads(
         (tmp_path / "rep" / "tagger.json").read_text())
+    # The estimators' own check, no model: the ground truth scored as if generated equals the ceiling.
+    check = cli(["eval", "generate", "--manifest", corpus / "manifest.jsonl", "--report", "rep3", "--self-check",
+                 "--pieces", "3", "--notes", "2", "--sounds", "1", "--seconds", "2",
+                 "--tagger", tmp_path / "rep" / "tagger.json"])
+    assert check.returncode == 0, check.stderr
+    ceiling, same, _ = json.loads((tmp_path / "rep3" / "metrics.json").read_text())["agreements"]
+    assert {k: v for k, v in same.items() if k != "system"} == {k: v for k, v in ceiling.items() if k != "system"}
