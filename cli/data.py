@@ -1,4 +1,4 @@
-"""`sonorant data build` and `sonorant data import`."""
+"""`sonorant data build`, `import`, `merge`, `align`, `encode` and `deps`."""
 
 from __future__ import annotations
 
@@ -97,6 +97,21 @@ def import_(
     untranscribed = f", {result.untranscribed} without text" if result.untranscribed else ""
     print(f"{out}: {len(result.items)} items, {result.speakers} speakers, {result.hours:.2f} h{untranscribed}; "
           f"skipped: {skipped}", file=sys.stderr)
+
+
+@app.command()
+def merge(
+    manifests: list[Path] = typer.Argument(..., help="Manifests to combine (their items keep their splits)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Manifest to write (.jsonl); audio paths are relative to it."),
+) -> None:
+    """One manifest of several corpora (e.g. speech and music built apart), for training on them together."""
+    from ..data.manifest import merge_manifests
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(out, ".jsonl")
+    items = merge_manifests(manifests, out)
+    hours = sum(i.duration for i in items) / 3600
+    print(f"{out}: {len(items)} items, {hours:.2f} h from {len(manifests)} manifests", file=sys.stderr)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +120,19 @@ def of_speakers(base_speaker: str | None, speaker: str | None, prefixes: tuple[s
     """Whether an item's base speaker (or speaker, where there is no base) starts with one of `prefixes`
     (always, when there are none): `("flite:",)` keeps one engine's voices with their pseudo-speakers."""
     return not prefixes or (base_speaker or speaker or "").startswith(tuple(prefixes))
+
+
+def merge_manifests(manifests: Iterable[str | Path], out: str | Path) -> list[Item]:
+    """One manifest at `out` listing the items of every manifest (their splits kept), with audio paths made
+    relative to `out`'s folder: corpora built apart train together. Refuses an id found twice."""
+    out = Path(out)
+    items, where = [], {}
+    for manifest in map(Path, manifests):
+        for item in read_manifest(manifest):
+            if item.id in where:
+                raise ManifestError(f"{manifest}: item {item.id!r} is also in {where[item.id]}")
+            where[item.id] = manifest
+            path = os.path.relpath((manifest.parent / item.path).resolve(), out.parent.resolve())
+            items.append(dataclasses.replace(item, path=path))
+    write_manifest(out, items)
+    return items

@@ -162,3 +162,25 @@ def test_build_other_languages(tmp_path):
     assert sorted(p.name for p in (tmp_path / "c" / "wav").glob("*.wav")) == sorted(synthetic)
     assert all((tmp_path / "c" / "wav" / name).with_suffix(".words.json").is_file() for name in synthetic)
     assert run(["data", "build", "--out", tmp_path / "x", "--hours", "0.01", "--language", "xx"]) == 2
+
+
+def test_merged_manifest_lists_every_corpus_with_its_splits(tmp_path, cli):
+    for name, domain in (("speech", "speech"), ("music", "music")):
+        root = tmp_path / name
+        (root / "wav").mkdir(parents=True)
+        sf.write(root / "wav" / "a.wav", np.zeros(1600, dtype=np.float32), 16000)
+        write_manifest(root / "manifest.jsonl", [
+            Item(id=f"{name}-a", path="wav/a.wav", duration=0.1, sample_rate=16000, domain=domain, split="train"),
+            Item(id=f"{name}-b", path="wav/a.wav", duration=0.1, sample_rate=16000, domain=domain, split="test")])
+    merged = cli(["data", "merge", "speech/manifest.jsonl", "music/manifest.jsonl", "-o", "both/all.jsonl"])
+    assert merged.returncode == 0, merged.stderr
+    items = read_manifest(tmp_path / "both" / "all.jsonl")
+    assert [(i.id, i.domain, i.split) for i in items] == [
+        ("speech-a", "speech", "train"), ("speech-b", "speech", "test"),
+        ("music-a", "music", "train"), ("music-b", "music", "test")]
+    assert audio_files(tmp_path / "both" / "all.jsonl", "train") == [
+        tmp_path / "both" / "../speech/wav/a.wav", tmp_path / "both" / "../music/wav/a.wav"]
+    assert all(p.is_file() for p in audio_files(tmp_path / "both" / "all.jsonl", None))
+    twice = cli(["data", "merge", "speech/manifest.jsonl", "speech/manifest.jsonl", "-o", "twice.jsonl"])
+    assert twice.returncode == 2 and "'speech-a' is also in" in twice.stderr
+    assert not (tmp_path / "twice.jsonl").exists()
