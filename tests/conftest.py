@@ -27,6 +27,9 @@ if _WORKERS > 1:
     torch.set_num_threads(_THREADS)
 # Saved voices go to a folder of this test process, never to the user's (and never to another worker's).
 os.environ.setdefault("SONORANT_HOME", tempfile.mkdtemp(prefix="sonorant-tests-"))
+# librosa's numba functions compile into an on-disk cache on first use: in a fresh environment two workers
+# would write the same cache files at once (a worker died in numba there), so each compiles into its own.
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="sonorant-numba-"))
 EXAMPLE_WAV = REPO / "pretrained" / "examples" / "speech.wav"
 
 
