@@ -39,7 +39,8 @@ def estimate_key(audio: np.ndarray, sample_rate: int) -> Key:
     """The key whose profile correlates best with the mean chroma of mono `audio`."""
     import librosa
 
-    chroma = librosa.feature.chroma_cqt(y=audio, sr=sample_rate).mean(axis=1)
+    # The captions' notes are in A440: no tuning estimate (a short clip can mislead it, and it costs a pitch track).
+    chroma = librosa.feature.chroma_cqt(y=audio, sr=sample_rate, tuning=0.0).mean(axis=1)
     if not np.any(chroma > 0):
         return Key(0, "major")
     best = max((float(np.corrcoef(chroma, np.roll(profile, tonic))[0, 1]), tonic, mode)
