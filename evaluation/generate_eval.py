@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,15 +26,12 @@ from ..data.music import (
     Note,
     Piece,
     caption_facts,
-    compose,
-    compose_note,
     draw_note,
     draw_piece,
     piece_facts,
-    render,
 )
 from .music_attributes import Key, estimate_key, estimate_pitch, estimate_tempo, key_score, pitch_agrees, tempo_agrees
-from .music_tagger import RATE, MusicTagger, features
+from .music_tagger import RATE, MusicTagger, features, render_clip
 
 SHUFFLE_SEED = 7
 
@@ -150,19 +146,6 @@ def sound_cases(items: Sequence[Item], count: int, seed: int) -> list[Item]:
     sounds = sorted((i for i in items if i.domain == "sound" and i.split == "test" and i.caption), key=lambda i: i.id)
     random.Random(seed).shuffle(sounds)
     return sounds[:count]
-
-
-def render_clip(clip: Piece | Note, seconds: float | None = None) -> np.ndarray:
-    """The fluidsynth render of a piece or note at `RATE`, mono, cut to `seconds`."""
-    import soundfile as sf
-
-    with tempfile.TemporaryDirectory() as tmp:
-        midi, wav = Path(tmp) / "clip.mid", Path(tmp) / "clip.wav"
-        (compose(clip) if isinstance(clip, Piece) else compose_note(clip)).save(str(midi))
-        render(midi, wav, sample_rate=RATE)
-        audio, _ = sf.read(wav, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    return audio[: int(seconds * RATE)] if seconds else audio
 
 
 def domain_examples(items: Sequence[Item], root: Path, per_domain: int, seed: int,

@@ -111,6 +111,21 @@ def fit_head(x: np.ndarray, labels: Sequence[str], held_out: float = 0.2, seed: 
     return fit(order)[0], accuracy
 
 
+def render_clip(clip, seconds: float | None = None) -> np.ndarray:
+    """The fluidsynth render of a piece or note at `RATE`, mono, cut to `seconds`."""
+    import soundfile as sf
+
+    from ..data.music import Piece, compose, compose_note, render
+
+    with tempfile.TemporaryDirectory() as tmp:
+        midi, wav = Path(tmp) / "clip.mid", Path(tmp) / "clip.wav"
+        (compose(clip) if isinstance(clip, Piece) else compose_note(clip)).save(str(midi))
+        render(midi, wav, sample_rate=RATE)
+        audio, _ = sf.read(wav, dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    return audio[: int(seconds * RATE)] if seconds else audio
+
+
 @dataclass(frozen=True)
 class Render:
     """A fluidsynth render of a drawn piece or note, as the tagger's training example."""
@@ -122,23 +137,15 @@ class Render:
 
 def render_examples(count: int, seed: int, progress: Callable[[int], None] | None = None) -> list[Render]:
     """`count` renders drawn with `seed` (pieces of 6-10 s and, one in five, single notes), featurised."""
-    import soundfile as sf
-
-    from ..data.music import compose, compose_note, draw_note, draw_piece, render
+    from ..data.music import draw_note, draw_piece
 
     rng = random.Random(seed)
     examples = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(count):
-            clip = draw_note(rng) if i % 5 == 4 else draw_piece(rng, seconds=(6.0, 10.0))
-            midi, wav = Path(tmp) / "clip.mid", Path(tmp) / "clip.wav"
-            (compose_note(clip) if hasattr(clip, "pitch") else compose(clip)).save(str(midi))
-            render(midi, wav, sample_rate=RATE)
-            audio, rate = sf.read(wav, dtype="float32", always_2d=True)
-            examples.append(Render(clip.family, bool(getattr(clip, "drums", False)),
-                                   features(audio.mean(axis=1), rate)))
-            if progress:
-                progress(1)
+    for i in range(count):
+        clip = draw_note(rng) if i % 5 == 4 else draw_piece(rng, seconds=(6.0, 10.0))
+        examples.append(Render(clip.family, bool(getattr(clip, "drums", False)), features(render_clip(clip), RATE)))
+        if progress:
+            progress(1)
     return examples
 
 
