@@ -208,15 +208,13 @@ def generate(
     from ..evaluation.provenance import provenance
     from ..tts import Synthesizer
     from ..tts.audio_lm import generate_from_caption
-    from ..tts.bundle import lm_takes_captions, resolve_bundle
+    from ..tts.bundle import resolve_bundle
 
     items, root = read_items(manifest)
     make, model_name = None, None
     if not self_check:
-        bundle = resolve_bundle(model)
-        if not lm_takes_captions(bundle.lm):
-            raise SonorantError("this model was not trained with captions, so it cannot generate from one")
-        synth = Synthesizer.from_pretrained(model, device=device)
+        bundle = resolve_bundle(model, captions=True)
+        synth = Synthesizer.from_pretrained(model, device=device, captions=True)
         if synth.sample_rate != RATE:
             raise SonorantError(f"the evaluation runs at {RATE} Hz; this model's codec makes {synth.sample_rate} Hz")
         model_name = str(bundle.root)

@@ -116,9 +116,12 @@ def bundle(
     voice: Path = typer.Option(None, "--voice", help="Default voice prompt (3-10 s of audio)."),
     voice_text: str = typer.Option(None, "--voice-text", help="Its transcript."),
     aligner: Path = typer.Option(None, "--aligner", help="Aligner release directory (default: keep the bundle's)."),
+    generator: Path = typer.Option(None, "--generator", help="Caption-conditioned LM release for `sonorant generate` "
+                                                             "(default: keep the bundle's)."),
 ) -> None:
-    """Assemble a model bundle: tts/ (LM + phonemes), codec/, aligner/, voices/default.wav (+ .txt)."""
+    """Assemble a model bundle: tts/ (LM + phonemes), codec/, aligner/, generate/ (caption LM),
+    voices/default.wav (+ .txt)."""
     from ..tts.bundle import assemble_bundle
 
     voices = {"default": (voice, voice_text)} if voice else None
-    print(f"bundle written to {assemble_bundle(out, lm, codec, voices, aligner)}", file=sys.stderr)
+    print(f"bundle written to {assemble_bundle(out, lm, codec, voices, aligner, generator)}", file=sys.stderr)

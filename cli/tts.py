@@ -292,7 +292,7 @@ def generate(
     quiet: bool = QuietOpt,
 ) -> None:
     """Text-to-sound / text-to-music from a caption."""
-    from ..tts.bundle import lm_takes_captions, resolve_bundle
+    from ..tts.bundle import resolve_bundle
 
     if batch is None:
         if caption is None:
@@ -308,15 +308,13 @@ def generate(
         jobs = batch_lines(batch, out, CAPTION_FIELDS, "caption")
         for where, row, _ in jobs:
             _check_caption_fields(where, row)
-    if not lm_takes_captions(resolve_bundle(model).lm):
-        raise SonorantError("this model was not trained with captions, so it cannot generate from one; use a model "
-                            "trained on a captioned corpus (caption_dim in its LM config)")
+    resolve_bundle(model, captions=True)  # before any output: a model that cannot generate is refused
     device = check_device(device)
     from ..tts import Synthesizer
     from ..tts.audio_lm import caption_stream, generate_from_caption
     from ..tts.synthesizer import SynthesisInfo
 
-    synth = Synthesizer.from_pretrained(model, device=device)
+    synth = Synthesizer.from_pretrained(model, device=device, captions=True)
     for number, (where, row, output) in enumerate(jobs, 1):
         options = dict(cfg_scale=cfg, seed=row.get("seed", seed), temperature=temperature)
         length = row.get("seconds", seconds)

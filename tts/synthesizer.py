@@ -119,11 +119,12 @@ class Synthesizer:
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, device: str | torch.device = "cpu",
-                        int8: bool | None = None) -> Synthesizer:
-        """Load a bundle (None = the shipped default in `pretrained/`). On a CPU the LM's frame steps run
-        through traced graphs, and `int8` (default: on a CPU) gives its transformers int8 weights: what makes
-        a frame-by-frame step fast on a CPU."""
-        paths: BundlePaths = resolve_bundle(model)
+                        int8: bool | None = None, captions: bool = False) -> Synthesizer:
+        """Load a bundle (None = the shipped default in `pretrained/`); with `captions`, its caption-conditioned
+        LM (`sonorant generate`) instead of the speech LM. On a CPU the LM's frame steps run through traced
+        graphs, and `int8` (default: on a CPU) gives its transformers int8 weights: what makes a frame-by-frame
+        step fast on a CPU."""
+        paths: BundlePaths = resolve_bundle(model, captions)
         codec = Codec.from_pretrained(paths.codec, device=device)
         lm = HierarchicalLM.from_pretrained(paths.lm, device=device)
         on_cpu = torch.device(device).type == "cpu"
