@@ -70,8 +70,7 @@ def resolve_bundle(model: str | Path | None = None, captions: bool = False) -> B
     if captions and not lm_takes_captions(lm):
         raise ModelError(f"{root}: this model was not trained with captions, so it cannot generate from one; use a "
                          f"bundle with a caption-conditioned LM in {GENERATE_FOLDER}/ (caption_dim in its config)")
-    places = (lm, root, *(root / f for f in LM_FOLDERS))
-    frontend = next((p / "frontend.json" for p in places if (p / "frontend.json").is_file()), None)
+    frontend = next((p for p in (lm / "frontend.json", root / "frontend.json") if p.is_file()), None)
     if frontend is None:
         raise ModelError(f"{lm}: no frontend.json (the phoneme vocabulary the LM was trained with)")
     codec = root / "codec" if release_kind(root / "codec") == "codec" else default_model_dir() / "codec"
