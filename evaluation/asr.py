@@ -76,6 +76,9 @@ class WhisperASR:
         self.model = WhisperModel(str(_model_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
 
     def transcribe(self, audio: np.ndarray, language: str = "en") -> str:
-        """16 kHz mono float audio -> text (greedy decoding, deterministic)."""
-        segments, _ = self.model.transcribe(audio.astype(np.float32), language=language, beam_size=1)
+        """16 kHz mono float audio -> text by greedy decoding at temperature 0 only: faster-whisper's default
+        falls back to sampling at higher temperatures on a doubtful segment, and then the same audio gets
+        another transcript in every process."""
+        segments, _ = self.model.transcribe(audio.astype(np.float32), language=language, beam_size=1,
+                                            temperature=0.0)
         return " ".join(s.text.strip() for s in segments)

@@ -80,6 +80,21 @@ def test_word_errors_normalise_both_sides():
     assert word_errors("a well-known fact", "a well known") == (1, 4)  # hyphens split; one deletion
 
 
+def test_whisper_decodes_at_temperature_zero_only():
+    from sonorant.evaluation.asr import WhisperASR
+
+    class Model:  # faster-whisper's interface: the options of the call are what decide determinism
+        def transcribe(self, audio, **options):
+            self.options = options
+            return iter([type("Segment", (), {"text": " Hello there. "})()]), None
+
+    asr = WhisperASR.__new__(WhisperASR)
+    asr.model = Model()
+    assert asr.transcribe(np.zeros(16000)) == "Hello there."
+    # a list of temperatures (the library's default) falls back to sampling: another transcript per process
+    assert asr.model.options["temperature"] == 0.0 and asr.model.options["beam_size"] == 1
+
+
 def test_eval_codec_reports_asr_word_error_rate(corpus, tiny_codec):
     import dataclasses
 
