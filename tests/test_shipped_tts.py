@@ -49,6 +49,9 @@ def test_the_bundle_is_release_files_within_80_mb_and_all_package_data():
                    for pattern in patterns) for name in shipped)
     assert lm_codec_fingerprint(paths.lm) == json.loads((paths.lm / "config.json").read_text())["extra"]["codec"][
         "fingerprint"]
+    # the codec's phonetic head ships with its classes, so `eval codec --alignments` can score the bundle's codec
+    phonetic = json.loads((paths.codec / "config.json").read_text()).get("phonetic_classes", 0)
+    assert (paths.codec / "frontend.json").is_file() == bool(phonetic)
 
 
 def test_the_shipped_lm_reads_its_phonemes(synth):

@@ -122,7 +122,9 @@ def assemble_bundle(out: str | Path, lm: str | Path | None, codec: str | Path | 
         if aligner is not None:
             _copy_release(Path(aligner), staging / "aligner", "aligner", ("frontend.json",))
         if codec is not None:
-            _copy_release(Path(codec), staging / "codec", "codec")
+            # a codec with a phonetic head keeps its classes beside it (`codec.phonemes`, `eval codec --alignments`)
+            classes = ("frontend.json",) if (Path(codec) / "frontend.json").is_file() else ()
+            _copy_release(Path(codec), staging / "codec", "codec", classes)
         elif not (out / "codec" / CONFIG).is_file():
             raise SonorantError(f"{out} has no codec/ yet: pass the codec release directory")
         codec_model = Codec.from_pretrained(staging / "codec" if codec is not None else out / "codec")
