@@ -36,8 +36,9 @@ def scores(shipped):
 
 def test_shipped_release_is_safetensors_and_json(shipped):
     directory = codec_dir()
+    # frontend.json: the phoneme classes of the first codebook's phonetic head
     assert sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) == \
-        ["config.json", "model.safetensors"]
+        ["config.json", "frontend.json", "model.safetensors"]
     assert json.loads((directory / "config.json").read_text())["kind"] == "codec"
     assert sum(p.stat().st_size for p in directory.iterdir()) < 14 * 2**20  # the istft decoder in float16
     assert (shipped.sample_rate, shipped.hop_length, shipped.num_codebooks, shipped.codebook_size) == \
