@@ -15,6 +15,7 @@ from sonorant.lm import Conditioning, HierarchicalLM, LMBatch
 from sonorant.text.frontend import TextFrontend
 from sonorant.training.checkpoint import load_checkpoint
 from sonorant.training.run import export_run, train_lm
+from sonorant.training.summary import curve_table, read_metrics
 
 from .conftest import run, tone
 
@@ -74,7 +75,7 @@ def test_captions_condition_the_lm(tmp_path, tiny_codec, monkeypatch):
     for i in range(6):
         sf.write(root / "wav" / f"{i}.wav", tone(0.4, 16000, seed=i), 16000)
         items.append(Item(id=f"s{i}", path=f"wav/{i}.wav", duration=0.4, sample_rate=16000, domain="sound",
-                          split="valid" if i == 5 else "train", caption=["rain", "a door slam"][i % 2]))
+                          split="valid" if i >= 4 else "train", caption=["rain", "a door slam"][i % 2]))
     write_manifest(root / "manifest.jsonl", items)
     encode_manifest(root / "manifest.jsonl", tiny_codec, tmp_path / "shards")
     recipe = tmp_path / "recipe.yaml"
@@ -84,6 +85,9 @@ def test_captions_condition_the_lm(tmp_path, tiny_codec, monkeypatch):
             "train": {"max_steps": 2, "batch_size": 3, "valid_every": 2, "checkpoint_every": 2}}
     recipe.write_text(json.dumps(data))
     train_lm(str(recipe), tmp_path / "shards", tmp_path / "run", device="cpu", quiet=True)
+    valid = [r for r in read_metrics(tmp_path / "run") if r["split"] == "valid"]
+    assert valid and "caption_gap" in valid[-1]  # the loss with the other valid item's caption, minus the right one
+    assert "| caption gap |" in curve_table(valid)
     lm = HierarchicalLM.from_pretrained(export_run(tmp_path / "run", tmp_path / "lm"))
     assert lm.config.caption_encoder == "fake"
     codes = torch.randint(0, 64, (2, 4, 10))

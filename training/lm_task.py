@@ -206,8 +206,8 @@ class LMTask:
 
     @torch.no_grad()
     def validate(self, step: int) -> dict[str, float]:
-        """Held-out loss and pointer accuracy, and the loss with the phonemes of other items at the same
-        pointer positions: the gap shows the model reads what it is told to say."""
+        """Held-out loss and pointer accuracy, and the loss with the phonemes (and the captions) of other items
+        at the same pointer positions: the gaps show the model reads what it is told to say."""
         if self.valid_batch is None:
             return {}
         batch = self.valid_batch
@@ -219,6 +219,9 @@ class LMTask:
         wrong = self.model(dataclasses.replace(batch, condition=wrong_cond))
         metrics = {"loss": float(right.loss), "loss_mismatched_text": float(wrong.loss),
                    "text_gap": float(wrong.loss - right.loss)}
+        if cond.caption is not None and bool(cond.has_caption.any()):
+            swapped = dataclasses.replace(cond, caption=cond.caption[shift], has_caption=cond.has_caption[shift])
+            metrics["caption_gap"] = float(self.model(dataclasses.replace(batch, condition=swapped)).loss - right.loss)
         metrics.update({k: float(v) for k, v in right.losses.items()})
         metrics.update({k: float(v) for k, v in right.metrics.items()})
         return metrics

@@ -18,7 +18,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def curve_table(rows: list[dict], points: int = 10) -> str:
     """At about `points` steps: the training loss and, for a codec, the validation mel distance per codebook
     count; for an LM, the validation loss, its text gap (loss with another item's text minus with the right
-    one: whether the model reads its text) and the codebook-0 accuracy."""
+    one: whether the model reads its text; for a caption LM the caption gap, the same with captions) and the
+    codebook-0 accuracy."""
     valid = [r for r in rows if r["split"] == "valid"]
     train = [r for r in rows if r["split"] == "train"]
     if not valid:
@@ -40,10 +41,12 @@ def curve_table(rows: list[dict], points: int = 10) -> str:
 
 
 def _lm_table(keep: list[dict], train: list[dict]) -> str:
-    lines = ["| step | train loss | valid loss | text gap | codebook-0 accuracy | steps/s |", "|---" * 6 + "|"]
+    gap = "caption_gap" if "caption_gap" in keep[-1] else "text_gap"
+    lines = [f"| step | train loss | valid loss | {gap.replace('_', ' ')} | codebook-0 accuracy | steps/s |",
+             "|---" * 6 + "|"]
     for row in keep:
         near = min(train, key=lambda t: abs(t["step"] - row["step"])) if train else {}
         lines.append(f"| {row['step']} | {near.get('loss', float('nan')):.3f} | {row['loss']:.3f} | "
-                     f"{row['text_gap']:.4f} | {row.get('accuracy/0', float('nan')):.1%} | "
+                     f"{row[gap]:.4f} | {row.get('accuracy/0', float('nan')):.1%} | "
                      f"{near.get('steps_per_second', float('nan')):.2f} |")
     return "\n".join(lines)
