@@ -68,6 +68,13 @@ def _eval_align(data: dict) -> tuple[str, list[str]]:
         align_table(data)
 
 
+def _eval_generate(data: dict) -> tuple[str, list[str]]:
+    from .generate_eval import generate_table
+
+    return (f"Caption adherence of `{Path(data['model']).name}` (held-out captions, {data['seconds']:g} s, "
+            f"guidance {data['cfg']:g})", generate_table(data))
+
+
 def _bench_lm(data: dict) -> tuple[str, list[str]]:
     lines = ["| frames | model | positions | s / step | peak memory (MB) | flat / hierarchical time |",
              "|---|---|---|---|---|---|"]
@@ -112,7 +119,7 @@ def _bench_train(data: dict) -> tuple[str, list[str]]:
 
 RENDERERS: dict[str, Callable[[dict], tuple[str, list[str]]]] = {
     "bench-codec": _bench_codec, "bench-codec-train": _bench_codec_train, "eval-codec": _eval_codec,
-    "eval-tts": _eval_tts, "eval-align": _eval_align,
+    "eval-tts": _eval_tts, "eval-align": _eval_align, "eval-generate": _eval_generate,
     "bench-lm": _bench_lm, "bench-train": _bench_train, "bench-tts": _bench_tts,
 }
 
