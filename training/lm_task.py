@@ -111,7 +111,10 @@ class LMTask:
         self.order = sorted(range(len(self.train_data)), key=self.lengths.__getitem__)
         valid_data = TokenDataset(valid, t.max_item_frames, t.prompt_frames, t.speakers, keep=usable)
         fixed = torch.Generator().manual_seed(1234)
-        examples = [valid_data.example(i, fixed) for i in range(min(VALID_ITEMS, len(valid_data)))]
+        # Spread over the split (shards hold items by length): the shortest 16 could all be one kind of clip.
+        picks = sorted({round(i * (len(valid_data) - 1) / max(1, VALID_ITEMS - 1)) for i in range(VALID_ITEMS)}
+                       if len(valid_data) else set())
+        examples = [valid_data.example(i, fixed) for i in picks]
         self.valid_batch = self.collate(examples).to(device) if examples else None
 
     def _aligned_ids(self, metas) -> set[str]:
