@@ -86,7 +86,7 @@ def test_captions_condition_the_lm(tmp_path, tiny_codec, monkeypatch):
     recipe.write_text(json.dumps(data))
     train_lm(str(recipe), tmp_path / "shards", tmp_path / "run", device="cpu", quiet=True)
     valid = [r for r in read_metrics(tmp_path / "run") if r["split"] == "valid"]
-    assert valid and "caption_gap" in valid[-1]  # the loss with the other valid item's caption, minus the right one
+    assert valid and "caption_gap" in valid[-1] and "text_gap" not in valid[-1]  # captions, no phonemes
     assert "| caption gap |" in curve_table(valid)
     lm = HierarchicalLM.from_pretrained(export_run(tmp_path / "run", tmp_path / "lm"))
     assert lm.config.caption_encoder == "fake"

@@ -217,11 +217,12 @@ class LMTask:
         right = self.model(batch)
         cond = batch.condition
         shift = torch.roll(torch.arange(cond.batch_size), 1)
-        wrong_cond = dataclasses.replace(cond, phonemes=cond.phonemes[shift], phoneme_lengths=torch.minimum(
-            cond.phoneme_lengths, cond.phoneme_lengths[shift]))
-        wrong = self.model(dataclasses.replace(batch, condition=wrong_cond))
-        metrics = {"loss": float(right.loss), "loss_mismatched_text": float(wrong.loss),
-                   "text_gap": float(wrong.loss - right.loss)}
+        metrics = {"loss": float(right.loss)}
+        if bool((cond.phoneme_lengths > 0).any()):
+            wrong_cond = dataclasses.replace(cond, phonemes=cond.phonemes[shift], phoneme_lengths=torch.minimum(
+                cond.phoneme_lengths, cond.phoneme_lengths[shift]))
+            wrong = self.model(dataclasses.replace(batch, condition=wrong_cond))
+            metrics.update(loss_mismatched_text=float(wrong.loss), text_gap=float(wrong.loss - right.loss))
         if cond.caption is not None and bool(cond.has_caption.any()):
             swapped = dataclasses.replace(cond, caption=cond.caption[shift], has_caption=cond.has_caption[shift])
             metrics["caption_gap"] = float(self.model(dataclasses.replace(batch, condition=swapped)).loss - right.loss)

@@ -27,7 +27,7 @@ def curve_table(rows: list[dict], points: int = 10) -> str:
     keep = valid[:: max(1, len(valid) // points)]
     if keep[-1] is not valid[-1]:
         keep.append(valid[-1])
-    if "text_gap" in valid[-1]:
+    if "text_gap" in valid[-1] or "caption_gap" in valid[-1]:
         return _lm_table(keep, train)
     ks = sorted(int(k.split("/")[1]) for k in valid[-1] if k.startswith("mel/"))
     lines = ["| step | train loss | train mel | " + " | ".join(f"valid mel @{k}" for k in ks) + " | steps/s |",
