@@ -117,7 +117,9 @@ class HierarchicalLM(nn.Module):
         seg = self.segment_embedding.weight
         caption = None
         if self.caption_projection is not None and cond.caption is not None:
-            caption = self.caption_projection(cond.caption) + seg[SEGMENT_CAPTION]
+            # Caption encoders give unit-norm vectors (RMS 1/sqrt(D) per dimension): scaled to unit RMS, the
+            # caption reaches the scale of the frame embeddings from the first step rather than after thousands.
+            caption = self.caption_projection(cond.caption * self.config.caption_dim ** 0.5) + seg[SEGMENT_CAPTION]
         prompt_len = cond.prompt_frames()
         prompt = self.embed_frames(cond.prompt) + seg[SEGMENT_PROMPT] if cond.prompt is not None else None
         marker = self.prompt_marker + seg[SEGMENT_PROMPT]
