@@ -22,6 +22,7 @@ class Conditioning:
     prompt_lengths: torch.Tensor | None = None  # [B]
     caption: torch.Tensor | None = None  # [B, caption_dim] caption embeddings
     has_caption: torch.Tensor | None = None  # [B] bool
+    beats_per_frame: torch.Tensor | None = None  # [B] the tempo the caption states (`caption_tempo`); 0 = none
 
     @property
     def batch_size(self) -> int:

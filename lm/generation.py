@@ -120,6 +120,9 @@ class Generation:
             for i in range(b):  # the forced frames count as recent history for repetition-aware sampling
                 recent = self.prefix[i, 0, : int(lengths[i])][-s.repetition_window:]
                 history[i, s.repetition_window - recent.shape[-1]:] = recent
+        # The index among the target frames of the frame the next step's input predicts (the forced ones first).
+        frame = torch.zeros(b, dtype=torch.long, device=device) + (
+            0 if self.prefix is None else self.prefix_lengths[:b] if self.prefix_lengths is not None else prefix_frames)
         active = torch.ones(b, dtype=torch.bool, device=device)
         self.ended = torch.zeros(b, dtype=torch.bool, device=device)
         last_token = self.cond.phoneme_lengths[:b] - 1
@@ -140,8 +143,9 @@ class Generation:
             pointer = pointer + moved.long()
             spent = torch.where(moved, 0, spent + 1)
             feed = codes.masked_fill(~valid[:, None], 0)
-            position = position + 1
-            hidden = model.step(self._both(feed), self.cond, self._both(pointer), self._both(spent), position, cache)
+            position, frame = position + 1, frame + 1
+            hidden = model.step(self._both(feed), self.cond, self._both(pointer), self._both(spent), position,
+                                self._both(frame), cache)
 
     def next_frame(self, hidden: torch.Tensor, history: torch.Tensor,
                    step: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -28,6 +28,9 @@ from .prefix import PrefixStore
 from .traced import TracedSteps
 
 IGNORE = -100
+# The beat clock: the phase of every frame within a beat at these multiples of the stated tempo (a quarter
+# and a half: the bar and half bar of 4/4; 2 and 4: eighths and sixteenths), as sines and cosines.
+BEAT_HARMONICS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -52,6 +55,10 @@ class HierarchicalLM(nn.Module):
         self.spent_embedding = nn.Embedding(c.max_spent_frames + 1, c.dim)
         self.register_buffer("window_offsets", torch.tensor(c.phoneme_window), persistent=False)
         self.caption_projection = nn.Linear(c.caption_dim, c.dim) if c.caption_dim else None
+        if c.caption_dim:
+            # The tempo a caption states becomes a clock the frames read, as a text becomes an aligned stream.
+            self.beat_projection = nn.Linear(2 * len(BEAT_HARMONICS), c.dim)
+            self.register_buffer("beat_harmonics", torch.tensor(BEAT_HARMONICS), persistent=False)
         # One table for all codebooks; codebook k uses rows k*size .. (k+1)*size - 1.
         self.frame_embedding = nn.Embedding(k * c.codebook_size, c.dim)
         self.segment_embedding = nn.Embedding(NUM_SEGMENTS, c.dim)
@@ -100,12 +107,26 @@ class HierarchicalLM(nn.Module):
         has_text = (phoneme_lengths > 0)[:, None, None]
         return (out + self.spent_embedding(spent.clamp(0, self.config.max_spent_frames))) * has_text
 
-    def frame_inputs(self, previous: torch.Tensor | None, phonemes: torch.Tensor | None) -> torch.Tensor:
+    def beat_inputs(self, cond: Conditioning, frames: torch.Tensor) -> torch.Tensor | None:
+        """The beat clock of the positions that predict target frames `frames` [B, T] (indices from 0): the
+        phase of each frame in the tempo its item's caption states -> [B, T, C] (zero for items without a
+        caption or a tempo), or None for a model or conditioning without captions."""
+        if self.caption_projection is None or cond.caption is None or cond.beats_per_frame is None:
+            return None
+        rate = cond.beats_per_frame.to(self.bos.dtype)[:, None]
+        if cond.has_caption is not None:
+            rate = rate * cond.has_caption[:, None]
+        beats = torch.remainder(frames.to(rate.dtype) * rate, 4.0)[..., None] * self.beat_harmonics  # [B, T, H]
+        angles = 2 * torch.pi * beats
+        return self.beat_projection(torch.cat([angles.sin(), angles.cos()], dim=-1)) * (rate > 0)[..., None]
+
+    def frame_inputs(self, previous: torch.Tensor | None, conditions: torch.Tensor | None) -> torch.Tensor:
         """The input of the position that predicts a target frame: the previous frame's codes embedded
-        (`previous` [B, T, C]; None = BOS) plus the phoneme inputs [B, T, C] of the frame to predict."""
+        (`previous` [B, T, C]; None = BOS) plus what it reads of the conditioning [B, T, C] (the phonemes
+        around the pointer, the beat clock of the caption's tempo)."""
         seg = self.segment_embedding.weight[SEGMENT_TARGET]
         x = (self.bos if previous is None else previous) + seg
-        return x if phonemes is None else x + phonemes
+        return x if conditions is None else x + conditions
 
     def build_sequence(self, cond: Conditioning, codes: torch.Tensor | None = None,
                        code_lengths: torch.Tensor | None = None, pointer: torch.Tensor | None = None,
@@ -130,7 +151,9 @@ class HierarchicalLM(nn.Module):
             if pointer is not None:  # [B, T] (training: the end row reads no phonemes) or [B, T + 1]
                 n = pointer.shape[1]
                 phon[:, :n] = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer, spent_frames(pointer))
-            target = self.frame_inputs(previous, phon)  # [B, T + 1, C]: BOS ... frame T-1
+            frames = torch.arange(previous.shape[1], device=previous.device).expand(previous.shape[0], -1)
+            beat = self.beat_inputs(cond, frames)
+            target = self.frame_inputs(previous, phon if beat is None else phon + beat)  # BOS ... frame T-1
         rows, marks, bos_at = [], [], []
         for i in range(cond.batch_size):
             parts = []
@@ -302,11 +325,15 @@ class HierarchicalLM(nn.Module):
         return int((seq.bos + first).min().clamp(max=seq.x.shape[1] - 1))
 
     def step(self, codes: torch.Tensor, cond: Conditioning, pointer: torch.Tensor, spent: torch.Tensor,
-             position: torch.Tensor, cache: KVCache) -> torch.Tensor:
+             position: torch.Tensor, frame: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One frame: the last frame's codes [B, K] and the pointer [B] with its spent frames [B] of the next
-        frame -> hidden [B, C] at rotary `position` [B]."""
-        phon = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer[:, None], spent[:, None])
-        x = self.frame_inputs(self.embed_frames(codes[:, :, None]), phon)  # [B, 1, C]
+        frame (its index among the target frames `frame` [B], for the beat clock) -> hidden [B, C] at rotary
+        `position` [B]."""
+        conditions = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer[:, None], spent[:, None])
+        beat = self.beat_inputs(cond, frame[:, None])
+        if beat is not None:
+            conditions = conditions + beat
+        x = self.frame_inputs(self.embed_frames(codes[:, :, None]), conditions)  # [B, 1, C]
         return self.global_transformer.step(x, position[:, None], cache)[:, -1]
 
     def int8_(self) -> HierarchicalLM:

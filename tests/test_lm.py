@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -297,3 +299,41 @@ def test_int8_weights_keep_the_logits_and_refuse_training(model):
     scale = reference[seen].abs().max()
     assert (quantized[seen] - reference[seen]).abs().max() < 0.05 * scale
     assert (quantized[seen] - reference[seen]).abs().mean() < 0.01 * scale
+
+
+def test_the_beat_clock_reads_the_same_frame_in_generation_and_teacher_forcing():
+    """A caption's tempo is a clock every frame reads: generation (after forced frames too) must give each
+    frame the phase teacher forcing gives it, and the clock must matter."""
+    torch.manual_seed(0)
+    model = HierarchicalLM(tiny_config(caption_dim=8)).eval()
+    with torch.no_grad():
+        model.beat_projection.weight.normal_(0.0, 1.0)  # a loud clock: a frame read at the wrong phase shows
+    g = torch.Generator().manual_seed(1)
+    cond = Conditioning(torch.zeros(3, 1, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+                        caption=torch.randn(3, 8, generator=g), has_caption=torch.tensor([True, True, False]),
+                        beats_per_frame=torch.tensor([0.04, 0.07, 0.05]))
+    forced = torch.randint(0, CARD, (3, K, 4), generator=g)
+    sampling = SamplingConfig(seed=3, max_frames=6, min_frames=6, repetition_ratio=0.0)
+    frames = list(Generation(model, cond, sampling, keep_logits=True, prefix=forced))
+    codes = torch.cat([forced, torch.stack([f.codes for f in frames], dim=-1)], dim=-1)
+    lengths = torch.full((3,), codes.shape[-1])
+    teacher = model(LMBatch(cond, codes, lengths, torch.zeros(3, codes.shape[-1], dtype=torch.long))).logits
+    for t, frame in enumerate(frames):
+        assert torch.allclose(finite(frame.logits[:, :, :CARD]), finite(teacher[:, 4 + t, :, :CARD]), atol=1e-4)
+
+    other = dataclasses.replace(cond, beats_per_frame=torch.tensor([0.05, 0.0, 0.09]))
+    moved = model(LMBatch(other, codes, lengths, torch.zeros(3, codes.shape[-1], dtype=torch.long))).logits
+    assert not torch.allclose(moved[0, 1:], teacher[0, 1:])  # another tempo: other phases from frame 1 on
+    assert torch.equal(moved[0, 0], teacher[0, 0])  # frame 0 is on the beat at any tempo
+    assert not torch.allclose(moved[1], teacher[1])  # a tempo against none
+    assert torch.equal(moved[2], teacher[2])  # no caption (dropped for guidance): no clock
+
+
+def test_a_caption_states_its_tempo():
+    from sonorant.text.captions import beats_per_frame, caption_tempo
+
+    assert caption_tempo("wistful arpeggios on the harpsichord in D minor, 100 bpm with drums") == 100.0
+    assert caption_tempo("a slow groove at 72.5 BPM") == 72.5
+    assert caption_tempo("rain on a tin roof") is None
+    assert caption_tempo("a 5 bpm drone") is None  # no beat to keep
+    assert torch.allclose(beats_per_frame(["120 bpm", "birdsong"], 50.0), torch.tensor([0.04, 0.0]))

@@ -8,6 +8,7 @@ bundles its weights (no download); it is loaded on first use only.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Protocol
 
@@ -46,6 +47,24 @@ class MiniLMCaptions:
 
 
 ENCODERS: dict[str, Callable[[], CaptionEncoder]] = {"minilm": MiniLMCaptions}
+
+
+_TEMPO = re.compile(r"(\d+(?:\.\d+)?)\s*bpm\b", re.IGNORECASE)
+
+
+def caption_tempo(caption: str) -> float | None:
+    """The tempo a caption states ("... 96 bpm ..."), in beats per minute; None when it states none or an
+    implausible one (outside 20-400)."""
+    m = _TEMPO.search(caption)
+    if m is None or not 20 <= float(m[1]) <= 400:
+        return None
+    return float(m[1])
+
+
+def beats_per_frame(captions: list[str], frame_rate: float) -> torch.Tensor:
+    """[B] the stated tempo of each caption in beats per codec frame (0 where a caption states none): the beat
+    clock a caption LM's frames read."""
+    return torch.tensor([(caption_tempo(c) or 0.0) / 60.0 / frame_rate for c in captions])
 
 
 def caption_encoder(name: str) -> CaptionEncoder:
