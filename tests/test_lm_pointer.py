@@ -46,7 +46,8 @@ def test_generation_steps_reproduce_the_training_forward():
             for t in range(f + 1, 7):
                 spent = spent_frames(b.pointer)[:, t]
                 position = position + 1
-                hidden = model.step(b.codes[:, :, t - 1], b.condition, b.pointer[:, t], spent, position, cache)
+                hidden = model.step(b.codes[:, :, t - 1], b.condition, b.pointer[:, t], spent, position,
+                                    torch.full_like(spent, t), cache)
                 assert torch.allclose(model.advance_logit(hidden), offline[:, t], atol=1e-5)
 
 
