@@ -277,7 +277,8 @@ CAPTION_FIELDS = {"seconds", "seed"}
 
 
 def generate(
-    caption: str = typer.Argument(None, help='What to hear, e.g. "slow piano in C minor" or "rain on a roof".'),
+    caption: str = typer.Argument(None, help='What to hear, e.g. "slow piano in C minor, 72 bpm" or "rain on a roof"; '
+                                             'music keeps the tempo a caption states.'),
     out: Path = typer.Option(None, "-o", "--out", help="Audio file to write (.wav or .flac); a folder with a TXT "
                                                        "--batch."),
     stream: bool = typer.Option(False, "--stream", help="Write raw 16-bit mono PCM to stdout as it is generated."),
