@@ -64,6 +64,7 @@ class Agreement:
     key_exact: float | None
     mode: float | None
     drums: float | None
+    drums_heard: float | None  # the share of clips the tagger calls drums, whatever their caption says
     family: float | None
     notes: int
     pitch: float | None
@@ -83,6 +84,7 @@ def agreement(system: str, pieces: Sequence[Piece], described: Sequence[Descript
         key=_mean([key_score(e, s) for e, s in keys]), key_exact=_mean([e == s for e, s in keys]),
         mode=_mean([e.mode == s.mode for e, s in keys]),
         drums=_mean([(d.tags["drums"] == "yes") == p.drums for p, d in zip(pieces, described, strict=True)]),
+        drums_heard=_mean([d.tags["drums"] == "yes" for d in described]),
         family=_mean([d.tags["family"] == p.family for p, d in zip(pieces, described, strict=True)]),
         notes=len(notes), pitch=_mean([pitch_agrees(d.pitch, n.pitch) for n, d in zip(notes, noted, strict=True)]),
         note_family=_mean([d.tags["family"] == n.family for n, d in zip(notes, noted, strict=True)]))
@@ -262,12 +264,13 @@ def generate_table(data: dict) -> list[str]:
     """Markdown tables of an evaluation's metrics.json."""
     def f(value, spec=".0%"):
         return "-" if value is None else format(value, spec)
-    lines = ["| system | captions | tempo within 10 % | key (MIREX) | key exact | mode | drums | instrument family | "
-             "notes | pitch within 1/2 tone | note family |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| system | captions | tempo within 10 % | key (MIREX) | key exact | mode | drums | drums heard | "
+             "instrument family | notes | pitch within 1/2 tone | note family |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for a in data["agreements"]:
         lines.append(f"| {a['system']} | {a['pieces']} | {f(a['tempo'])} | {f(a['key'], '.2f')} | "
-                     f"{f(a['key_exact'])} | {f(a['mode'])} | {f(a['drums'])} | {f(a['family'])} | {a['notes']} | "
-                     f"{f(a['pitch'])} | {f(a['note_family'])} |")
+                     f"{f(a['key_exact'])} | {f(a['mode'])} | {f(a['drums'])} | {f(a.get('drums_heard'))} | "
+                     f"{f(a['family'])} | {a['notes']} | {f(a['pitch'])} | {f(a['note_family'])} |")
     fr = data["frechet"]
     lines += ["", "Fréchet distance of mean log-mel bands (lower is closer to the renders): "
               + "; ".join(f"{k} {v:.1f}" for k, v in fr.items()) + "."]

@@ -207,7 +207,9 @@ def test_eval_generate_reports_adherence_beside_both_baselines(tmp_path, cli, mo
     ceiling, generated, floor = metrics["agreements"]
     assert ceiling["pieces"] == generated["pieces"] == 3 and ceiling["notes"] == 2
     assert ceiling["pitch"] == 1.0  # a rendered note has the pitch of its caption
-    assert all(0.0 <= a[k] <= 1.0 for a in metrics["agreements"] for k in ("tempo", "key", "drums", "family"))
+    assert all(0.0 <= a[k] <= 1.0 for a in metrics["agreements"]
+               for k in ("tempo", "key", "drums", "drums_heard", "family"))
+    assert floor["drums_heard"] == generated["drums_heard"]  # the same clips, judged against other captions
     assert set(metrics["tagger_accuracy"]) == {"family", "drums", "domain"}
     assert metrics["domains"] == ["music", "sound", "speech"] and metrics["sounds"]["captions"] == 1
     assert metrics["frechet"]["generated vs renders"] > 0

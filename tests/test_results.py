@@ -46,7 +46,7 @@ def test_tts_quality_renders_every_system_next_to_the_ground_truth(tmp_path):
 def test_caption_adherence_renders_the_generations_between_ceiling_and_floor(tmp_path):
     def row(system, tempo):
         return {"system": system, "pieces": 30, "tempo": tempo, "key": 0.5, "key_exact": 0.3, "mode": 0.6,
-                "drums": 0.9, "family": 0.4, "notes": 10, "pitch": 0.7, "note_family": 0.5}
+                "drums": 0.9, "drums_heard": 0.8, "family": 0.4, "notes": 10, "pitch": 0.7, "note_family": 0.5}
     (tmp_path / "gen.json").write_text(json.dumps({
         "kind": "eval-generate", "meta": META, "model": "/x/pretrained", "seconds": 8.0, "cfg": 3.0,
         "agreements": [row("generated", 0.43), row("ground-truth renders", 0.57), row("generated, shuffled", 0.2)],
@@ -56,7 +56,7 @@ def test_caption_adherence_renders_the_generations_between_ceiling_and_floor(tmp
         "tagger_accuracy": {"family": 0.62}, "domains": ["music", "sound"], "rtf": 0.7}))
     text = render_results(tmp_path)
     assert "### Caption adherence of `pretrained` (held-out captions, 8 s, guidance 3)" in text
-    assert "| generated | 30 | 43% | 0.50 | 30% | 60% | 90% | 40% | 10 | 70% | 50% |" in text
+    assert "| generated | 30 | 43% | 0.50 | 30% | 60% | 90% | 80% | 40% | 10 | 70% | 50% |" in text
     assert "| generated, shuffled | 30 | 20% |" in text
     assert "tagged as sound 80% of the generations" in text
 
