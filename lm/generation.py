@@ -113,16 +113,14 @@ class Generation:
         pointer, spent = self.start.clone(), torch.zeros(b, dtype=torch.long, device=device)
         hidden, position = model.prefill(self.cond, cache, self._both(pointer), self.prefix, self.prefix_lengths,
                                          self.prefix_pointer, self.store)
+        # Forced frames per item: the index among the target frames of the frame the next step's input predicts.
+        frame = (self.prefix_lengths[:b].clone() if self.prefix_lengths is not None
+                 else torch.full((b,), prefix_frames, dtype=torch.long, device=device))
         history = torch.full((b, s.repetition_window), -1, dtype=torch.long, device=device)
         if self.prefix is not None and s.repetition_window:
-            lengths = self.prefix_lengths if self.prefix_lengths is not None else torch.full(
-                (b,), self.prefix.shape[-1], device=device)
             for i in range(b):  # the forced frames count as recent history for repetition-aware sampling
-                recent = self.prefix[i, 0, : int(lengths[i])][-s.repetition_window:]
+                recent = self.prefix[i, 0, : int(frame[i])][-s.repetition_window:]
                 history[i, s.repetition_window - recent.shape[-1]:] = recent
-        # The index among the target frames of the frame the next step's input predicts (the forced ones first).
-        frame = torch.zeros(b, dtype=torch.long, device=device) + (
-            0 if self.prefix is None else self.prefix_lengths[:b] if self.prefix_lengths is not None else prefix_frames)
         active = torch.ones(b, dtype=torch.bool, device=device)
         self.ended = torch.zeros(b, dtype=torch.bool, device=device)
         last_token = self.cond.phoneme_lengths[:b] - 1
