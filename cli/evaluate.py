@@ -200,8 +200,10 @@ def generate(
 ) -> None:
     """Caption adherence of generated music and sound: tempo, key, drums, instrument family and pitch
     against the caption, beside the ground-truth renders (ceiling) and shuffled captions (floor)."""
+    import torch
     from rich.progress import Progress
 
+    from ..codec.files import roundtrip_audio
     from ..core.errors import SonorantError
     from ..evaluation.generate_eval import domain_examples, evaluate_generation, read_items, write_generate_report
     from ..evaluation.music_tagger import RATE, MusicTagger, render_examples, train_tagger
@@ -211,7 +213,7 @@ def generate(
     from ..tts.bundle import resolve_bundle
 
     items, root = read_items(manifest)
-    make, model_name = None, None
+    make = through_codec = model_name = None
     if not self_check:
         bundle = resolve_bundle(model, captions=True)
         synth = Synthesizer.from_pretrained(model, device=device, captions=True)
@@ -222,11 +224,14 @@ def generate(
         def make(caption: str, length: float, clip_seed: int):
             return generate_from_caption(synth, caption, length, cfg_scale=cfg, seed=clip_seed).samples.numpy()
 
+        def through_codec(audio):  # what the model's codec keeps of a clip, at the codebooks the LM speaks
+            return roundtrip_audio(synth.codec, torch.from_numpy(audio), synth.lm.num_codebooks).numpy()
+
     report.mkdir(parents=True, exist_ok=True)
     with Progress() as progress:
         if tagger is None:
             bar = progress.add_task("training the tagger", total=renders + per_domain * 3)
-            examples = render_examples(renders, seed, progress=lambda n: progress.advance(bar, n))
+            examples = render_examples(renders, seed, progress=lambda n: progress.advance(bar, n), codec=through_codec)
             domains = domain_examples(items, root, per_domain, seed, progress=lambda: progress.advance(bar))
             trained = train_tagger(examples, domains if len({d for _, d in domains}) > 1 else (), seed)
         else:
@@ -234,7 +239,8 @@ def generate(
         trained.save(report / "tagger.json")
         bar = progress.add_task("generating", total=pieces + notes + sounds)
         result = evaluate_generation(make, trained, items, root, pieces, notes, sounds, seconds, seed,
-                                     keep=report / "wav", progress=lambda: progress.advance(bar))
+                                     keep=report / "wav", progress=lambda: progress.advance(bar),
+                                     through_codec=through_codec)
     out = write_generate_report(result, report, {"kind": "eval-generate", "meta": provenance(device),
                                                  "model": model_name, "manifests": [str(m) for m in manifest],
                                                  "seed": seed, "seconds": seconds, "cfg": cfg})

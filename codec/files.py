@@ -89,6 +89,12 @@ def decode_audio(codec: Codec, codes: torch.Tensor, chunk_frames: int = CHUNK_FR
     yield codec.decode_flush(state)[0, 0].cpu()
 
 
+def roundtrip_audio(codec: Codec, wav: torch.Tensor, num_codebooks: int) -> torch.Tensor:
+    """Mono audio [N] at the codec's rate -> the same audio through `num_codebooks` codebooks of the codec [N]."""
+    codes = encode_audio(codec, wav[None], num_codebooks)
+    return torch.cat(list(decode_audio(codec, codes)))[: wav.shape[-1]]
+
+
 def encode_file(codec: Codec, src: str | Path, dst: str | Path, num_codebooks: int) -> TokenFile:
     """Encode an audio file to a token file, read and resampled block by block (memory does not grow with
     the file's length)."""

@@ -181,11 +181,14 @@ class GenerateEvaluation:
 def evaluate_generation(generate: Callable[[str, float, int], np.ndarray] | None, tagger: MusicTagger,
                         items: Sequence[Item], root: Path, pieces: int = 30, notes: int = 10, sounds: int = 10,
                         seconds: float = 8.0, seed: int = 0, keep: Path | None = None,
-                        progress: Callable[[], None] | None = None) -> GenerateEvaluation:
+                        progress: Callable[[], None] | None = None,
+                        through_codec: Callable[[np.ndarray], np.ndarray] | None = None) -> GenerateEvaluation:
     """Generate (`generate(caption, seconds, seed)` -> mono audio at `RATE`) for held-out captions and score
     every attribute against both baselines. `items` (with `root`, the manifest's folder) are the corpus the
     model was trained on. Without `generate`, the ground truth stands in for the generations (renders,
-    recordings): a check of the estimators, whose "generated" row must equal the ceiling."""
+    recordings): a check of the estimators, whose "generated" row must equal the ceiling. With
+    `through_codec` (audio -> the same audio through the model's codec), the renders through the codec are
+    scored too: the ceiling of a model that speaks through that codec."""
     import time
 
     import soundfile as sf
@@ -195,7 +198,7 @@ def evaluate_generation(generate: Callable[[str, float, int], np.ndarray] | None
     chosen_sounds = sound_cases(items, sounds, seed)
     tick = progress or (lambda: None)
     described: dict[str, list[Description]] = {"generated": [], "renders": [], "generated notes": [],
-                                               "rendered notes": []}
+                                               "rendered notes": [], "codec": [], "codec notes": []}
     examples, spent, made = [], 0.0, 0.0
     if keep and generate is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -217,6 +220,8 @@ def evaluate_generation(generate: Callable[[str, float, int], np.ndarray] | None
         generated = make(piece.caption, seconds, i, "piece", truth)
         described["generated"].append(Description.of(generated, RATE, tagger))
         described["renders"].append(Description.of(truth, RATE, tagger))
+        if through_codec is not None:
+            described["codec"].append(Description.of(through_codec(truth), RATE, tagger))
         if len(examples) < 3:
             examples.append((piece.caption, generated, truth))
         tick()
@@ -225,11 +230,15 @@ def evaluate_generation(generate: Callable[[str, float, int], np.ndarray] | None
         generated = make(note.caption, note.held + 1.0, i, "note", truth)
         described["generated notes"].append(Description.of(generated, RATE, tagger, pitch=True))
         described["rendered notes"].append(Description.of(truth, RATE, tagger, pitch=True))
+        if through_codec is not None:
+            described["codec notes"].append(Description.of(through_codec(truth), RATE, tagger, pitch=True))
         tick()
     order_p, order_n = derangement(len(chosen_pieces)), derangement(len(chosen_notes))
     agreements = [
         agreement("ground-truth renders (ceiling)", chosen_pieces, described["renders"], chosen_notes,
                   described["rendered notes"]),
+        *([agreement("renders through the codec (its ceiling)", chosen_pieces, described["codec"], chosen_notes,
+                     described["codec notes"])] if through_codec is not None else []),
         agreement(name, chosen_pieces, described["generated"], chosen_notes, described["generated notes"]),
         agreement(f"{name}, captions shuffled (floor)", [chosen_pieces[j] for j in order_p], described["generated"],
                   [chosen_notes[j] for j in order_n], described["generated notes"])]
