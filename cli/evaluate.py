@@ -231,7 +231,7 @@ def generate(
     with Progress() as progress:
         if tagger is None:
             bar = progress.add_task("training the tagger", total=renders + per_domain * 3)
-            examples = render_examples(renders, seed, progress=lambda n: progress.advance(bar, n), codec=through_codec)
+            examples = render_examples(renders, seed, progress=lambda n: progress.advance(bar, n))
             domains = domain_examples(items, root, per_domain, seed, progress=lambda: progress.advance(bar))
             trained = train_tagger(examples, domains if len({d for _, d in domains}) > 1 else (), seed)
         else:

@@ -89,11 +89,9 @@ class MusicTagger:
             raise SonorantError(f"{path}: not a tagger saved by sonorant ({e})") from None
 
 
-def fit_head(x: np.ndarray, labels: Sequence[str], held_out: float = 0.2, seed: int = 0,
-             also: np.ndarray | None = None) -> tuple[Head, float, float | None]:
+def fit_head(x: np.ndarray, labels: Sequence[str], held_out: float = 0.2, seed: int = 0) -> tuple[Head, float]:
     """A head trained on all but `held_out` of the examples (drawn with `seed`), its accuracy on those,
-    then refitted on every example. `also` [N, F]: a second version of every example (the same clip
-    through a codec), trained on beside it and held out with it; its accuracy is the third value."""
+    then refitted on every example."""
     from sklearn.linear_model import LogisticRegression
 
     labels = np.asarray(labels)
@@ -102,19 +100,15 @@ def fit_head(x: np.ndarray, labels: Sequence[str], held_out: float = 0.2, seed: 
     order = np.random.default_rng(seed).permutation(len(labels))
     cut = max(1, int(len(labels) * held_out))
 
-    def fit(rows: np.ndarray) -> Head:
-        xs, ys = x[rows], labels[rows]
-        if also is not None:
-            xs, ys = np.concatenate([xs, also[rows]]), np.concatenate([ys, ys])
-        mean, scale = xs.mean(axis=0), xs.std(axis=0) + 1e-6
-        model = LogisticRegression(max_iter=3000, C=0.5).fit((xs - mean) / scale, ys)
+    def fit(rows: np.ndarray) -> tuple[Head, LogisticRegression]:
+        mean, scale = x[rows].mean(axis=0), x[rows].std(axis=0) + 1e-6
+        model = LogisticRegression(max_iter=3000, C=0.5).fit((x[rows] - mean) / scale, labels[rows])
         return Head([str(c) for c in model.classes_], mean.tolist(), scale.tolist(), model.coef_.tolist(),
-                    model.intercept_.tolist())
+                    model.intercept_.tolist()), model
 
-    head, held = fit(order[cut:]), order[:cut]
-    accuracy = float(np.mean(np.array(head.predict(x[held])) == labels[held]))
-    also_accuracy = None if also is None else float(np.mean(np.array(head.predict(also[held])) == labels[held]))
-    return fit(order), accuracy, also_accuracy
+    head, _ = fit(order[cut:])
+    accuracy = float(np.mean(np.array(head.predict(x[order[:cut]])) == labels[order[:cut]]))
+    return fit(order)[0], accuracy
 
 
 def render_clip(clip, seconds: float | None = None) -> np.ndarray:
@@ -139,22 +133,17 @@ class Render:
     family: str
     drums: bool
     features: np.ndarray
-    through_codec: np.ndarray | None = None  # the features of the render through the codec under test
 
 
-def render_examples(count: int, seed: int, progress: Callable[[int], None] | None = None,
-                    codec: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Render]:
-    """`count` renders drawn with `seed` (pieces of 6-10 s and, one in five, single notes), featurised, and
-    through `codec` (audio at `RATE` -> the same audio through the codec) when given."""
+def render_examples(count: int, seed: int, progress: Callable[[int], None] | None = None) -> list[Render]:
+    """`count` renders drawn with `seed` (pieces of 6-10 s and, one in five, single notes), featurised."""
     from ..data.music import draw_note, draw_piece
 
     rng = random.Random(seed)
     examples = []
     for i in range(count):
         clip = draw_note(rng) if i % 5 == 4 else draw_piece(rng, seconds=(6.0, 10.0))
-        audio = render_clip(clip)
-        examples.append(Render(clip.family, bool(getattr(clip, "drums", False)), features(audio, RATE),
-                               None if codec is None else features(codec(audio), RATE)))
+        examples.append(Render(clip.family, bool(getattr(clip, "drums", False)), features(render_clip(clip), RATE)))
         if progress:
             progress(1)
     return examples
@@ -162,18 +151,12 @@ def render_examples(count: int, seed: int, progress: Callable[[int], None] | Non
 
 def train_tagger(renders: Sequence[Render], domains: Sequence[tuple[np.ndarray, str]] = (),
                  seed: int = 0) -> MusicTagger:
-    """Family and drums heads from `renders` (and their codec round trips, when they have them, so that what
-    the codec does to a clip is not taken for what is in it); a domain head from (features, domain) pairs
-    when given. Accuracies are on held-out renders, and on their round trips ("..., through the codec")."""
+    """Family and drums heads from `renders`; a domain head from (features, domain) pairs when given."""
     x = np.stack([r.features for r in renders])
-    also = np.stack([r.through_codec for r in renders]) if all(r.through_codec is not None for r in renders) else None
     heads, accuracy = {}, {}
-    for name, labels in (("family", [r.family for r in renders]),
-                         ("drums", ["yes" if r.drums else "no" for r in renders])):
-        heads[name], accuracy[name], through = fit_head(x, labels, seed=seed, also=also)
-        if through is not None:
-            accuracy[f"{name}, through the codec"] = through
+    heads["family"], accuracy["family"] = fit_head(x, [r.family for r in renders], seed=seed)
+    heads["drums"], accuracy["drums"] = fit_head(x, ["yes" if r.drums else "no" for r in renders], seed=seed)
     if domains:
-        heads["domain"], accuracy["domain"], _ = fit_head(np.stack([f for f, _ in domains]),
-                                                          [d for _, d in domains], seed=seed)
+        heads["domain"], accuracy["domain"] = fit_head(np.stack([f for f, _ in domains]), [d for _, d in domains],
+                                                       seed=seed)
     return MusicTagger(heads, accuracy)

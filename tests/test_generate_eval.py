@@ -113,8 +113,8 @@ def test_tagger_heads_learn_and_survive_json(tmp_path):
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (60, 5)), rng.normal(3, 1, (60, 5)), rng.normal(-3, 1, (60, 5))])
     labels = ["piano"] * 60 + ["brass"] * 60 + ["organ"] * 60
-    head, accuracy, _ = fit_head(x, labels)
-    drums, _, _ = fit_head(x[:120], ["no"] * 60 + ["yes"] * 60)
+    head, accuracy = fit_head(x, labels)
+    drums, _ = fit_head(x[:120], ["no"] * 60 + ["yes"] * 60)
     assert accuracy > 0.9 and head.predict(np.full(5, 3.0)) == ["brass"] and drums.predict(np.full(5, 3.0)) == ["yes"]
     tagger = MusicTagger({"family": head, "drums": drums}, {"family": accuracy})
     loaded = MusicTagger.load(tagger.save(tmp_path / "tagger.json"))
@@ -124,21 +124,6 @@ def test_tagger_heads_learn_and_survive_json(tmp_path):
         MusicTagger.load(tmp_path / "bad.json")
     with pytest.raises(SonorantError, match="two classes"):
         fit_head(x, ["piano"] * len(x))
-
-
-def test_a_tagger_that_hears_round_trips_does_not_take_the_codec_for_drums():
-    """A codec that adds energy everywhere (and leaves a trace of itself) makes clean-trained drums heads hear
-    drums in every round trip; trained on the round trips too, the head hears through the codec."""
-    rng = np.random.default_rng(0)
-    drums = np.repeat([False, True], 100)
-    clean = np.concatenate([rng.normal(np.where(drums, 3.0, 0.0)[:, None], 0.7, (200, 5)), np.zeros((200, 1))], 1)
-    through = clean + np.array([3.0, 3.0, 3.0, 3.0, 3.0, 1.0])
-    labels = ["yes" if d else "no" for d in drums]
-    naive, _, _ = fit_head(clean, labels)
-    assert np.mean(np.array(naive.predict(through)) == "yes") > 0.9  # every round trip "has drums"
-    head, accuracy, through_accuracy = fit_head(clean, labels, also=through)
-    assert accuracy > 0.9 and through_accuracy > 0.9
-    assert np.mean(np.array(head.predict(through[:100])) == "no") > 0.9
 
 
 def test_held_out_captions_share_no_facts_with_training_captions():
@@ -226,9 +211,7 @@ def test_eval_generate_reports_adherence_beside_both_baselines(tmp_path, cli, mo
     assert all(0.0 <= a[k] <= 1.0 for a in metrics["agreements"]
                for k in ("tempo", "key", "drums", "drums_heard", "family"))
     assert floor["drums_heard"] == generated["drums_heard"]  # the same clips, judged against other captions
-    # The tagger trained on the renders and on what the model's codec makes of them.
-    assert set(metrics["tagger_accuracy"]) == {"family", "drums", "domain", "family, through the codec",
-                                               "drums, through the codec"}
+    assert set(metrics["tagger_accuracy"]) == {"family", "drums", "domain"}
     assert metrics["domains"] == ["music", "sound", "speech"] and metrics["sounds"]["captions"] == 1
     assert metrics["frechet"]["generated vs renders"] > 0
     assert len(list((tmp_path / "rep" / "wav").glob("*.wav"))) == 3 + 2 + 1
