@@ -23,7 +23,6 @@ class Conditioning:
     caption: torch.Tensor | None = None  # [B, caption_dim] caption embeddings
     has_caption: torch.Tensor | None = None  # [B] bool
     beats_per_frame: torch.Tensor | None = None  # [B] the tempo the caption states (`caption_tempo`); 0 = none
-    facts: torch.Tensor | None = None  # [B, F] what the caption states in words the model knows (`stated_facts`)
 
     @property
     def batch_size(self) -> int:

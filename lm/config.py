@@ -33,9 +33,6 @@ class LMConfig:
     # is part of the model: inference must embed captions exactly as training did.
     caption_dim: int = 0
     caption_encoder: str = "minilm"
-    # Words and phrases (instruments, styles, "drums") whose presence in a caption every frame reads, with
-    # the key and note pitch the caption states (`stated_facts`); empty = none. Part of the model's layout.
-    caption_words: tuple[str, ...] = ()
     dim: int = 256
     num_layers: int = 6
     num_heads: int = 4

@@ -12,7 +12,6 @@ from torch import nn
 
 from ..core.errors import ModelError
 from ..core.release import load_release, load_weights, save_release
-from ..text.captions import STATED_FACTS
 from .batch import Conditioning, LMBatch, LMOutput, advances, spent_frames
 from .config import (
     ALIGNED_FORMAT,
@@ -60,9 +59,6 @@ class HierarchicalLM(nn.Module):
             # The tempo a caption states becomes a clock the frames read, as a text becomes an aligned stream.
             self.beat_projection = nn.Linear(2 * len(BEAT_HARMONICS), c.dim)
             self.register_buffer("beat_harmonics", torch.tensor(BEAT_HARMONICS), persistent=False)
-        # And the facts a caption states in words the model knows: every frame reads them too.
-        self.facts_projection = (nn.Linear(len(c.caption_words) + STATED_FACTS, c.dim)
-                                 if c.caption_dim and c.caption_words else None)
         # One table for all codebooks; codebook k uses rows k*size .. (k+1)*size - 1.
         self.frame_embedding = nn.Embedding(k * c.codebook_size, c.dim)
         self.segment_embedding = nn.Embedding(NUM_SEGMENTS, c.dim)
@@ -111,28 +107,23 @@ class HierarchicalLM(nn.Module):
         has_text = (phoneme_lengths > 0)[:, None, None]
         return (out + self.spent_embedding(spent.clamp(0, self.config.max_spent_frames))) * has_text
 
-    def caption_inputs(self, cond: Conditioning, frames: torch.Tensor) -> torch.Tensor | None:
-        """What the positions that predict target frames `frames` [B, T] (indices from 0) read of their
-        item's caption -> [B, T, C]: the beat clock (the phase of each frame in the tempo the caption
-        states) and the facts it states; zero for items without a caption; None for a model or
-        conditioning without captions."""
+    def beat_inputs(self, cond: Conditioning, frames: torch.Tensor) -> torch.Tensor | None:
+        """The beat clock of the positions that predict target frames `frames` [B, T] (indices from 0): the
+        phase of each frame in the tempo its item's caption states -> [B, T, C] (zero for items without a
+        caption or a tempo), or None for a model or conditioning without captions."""
         if self.caption_projection is None or cond.caption is None or cond.beats_per_frame is None:
             return None
-        dtype = self.bos.dtype
-        has = (cond.has_caption if cond.has_caption is not None
-               else torch.ones(frames.shape[0], dtype=torch.bool, device=frames.device))[:, None, None]
-        rate = cond.beats_per_frame.to(dtype)[:, None]
-        beats = torch.remainder(frames.to(dtype) * rate, 4.0)[..., None] * self.beat_harmonics  # [B, T, H]
+        rate = cond.beats_per_frame.to(self.bos.dtype)[:, None]
+        if cond.has_caption is not None:
+            rate = rate * cond.has_caption[:, None]
+        beats = torch.remainder(frames.to(rate.dtype) * rate, 4.0)[..., None] * self.beat_harmonics  # [B, T, H]
         angles = 2 * torch.pi * beats
-        out = self.beat_projection(torch.cat([angles.sin(), angles.cos()], dim=-1)) * (rate > 0)[..., None]
-        if self.facts_projection is not None and cond.facts is not None:
-            out = out + self.facts_projection(cond.facts.to(dtype))[:, None]
-        return out * has
+        return self.beat_projection(torch.cat([angles.sin(), angles.cos()], dim=-1)) * (rate > 0)[..., None]
 
     def frame_inputs(self, previous: torch.Tensor | None, conditions: torch.Tensor | None) -> torch.Tensor:
         """The input of the position that predicts a target frame: the previous frame's codes embedded
         (`previous` [B, T, C]; None = BOS) plus what it reads of the conditioning [B, T, C] (the phonemes
-        around the pointer, the beat clock of the caption's tempo and the facts it states)."""
+        around the pointer, the beat clock of the caption's tempo)."""
         seg = self.segment_embedding.weight[SEGMENT_TARGET]
         x = (self.bos if previous is None else previous) + seg
         return x if conditions is None else x + conditions
@@ -161,8 +152,8 @@ class HierarchicalLM(nn.Module):
                 n = pointer.shape[1]
                 phon[:, :n] = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer, spent_frames(pointer))
             frames = torch.arange(previous.shape[1], device=previous.device).expand(previous.shape[0], -1)
-            heard = self.caption_inputs(cond, frames)
-            target = self.frame_inputs(previous, phon if heard is None else phon + heard)  # BOS ... frame T-1
+            beat = self.beat_inputs(cond, frames)
+            target = self.frame_inputs(previous, phon if beat is None else phon + beat)  # BOS ... frame T-1
         rows, marks, bos_at = [], [], []
         for i in range(cond.batch_size):
             parts = []
@@ -339,9 +330,9 @@ class HierarchicalLM(nn.Module):
         frame (its index among the target frames `frame` [B], for the beat clock) -> hidden [B, C] at rotary
         `position` [B]."""
         conditions = self.phoneme_inputs(cond.phonemes, cond.phoneme_lengths, pointer[:, None], spent[:, None])
-        heard = self.caption_inputs(cond, frame[:, None])
-        if heard is not None:
-            conditions = conditions + heard
+        beat = self.beat_inputs(cond, frame[:, None])
+        if beat is not None:
+            conditions = conditions + beat
         x = self.frame_inputs(self.embed_frames(codes[:, :, None]), conditions)  # [B, 1, C]
         return self.global_transformer.step(x, position[:, None], cache)[:, -1]
 

@@ -302,21 +302,16 @@ def test_int8_weights_keep_the_logits_and_refuse_training(model):
 
 
 def test_the_beat_clock_reads_the_same_frame_in_generation_and_teacher_forcing():
-    """A caption's tempo is a clock every frame reads, beside the facts the caption states: generation (after
-    forced frames too) must give each frame what teacher forcing gives it, and clock and facts must matter."""
-    from sonorant.text.captions import stated_facts
-
+    """A caption's tempo is a clock every frame reads: generation (after forced frames too) must give each
+    frame the phase teacher forcing gives it, and the clock must matter."""
     torch.manual_seed(0)
-    words = ("piano", "drums")
-    model = HierarchicalLM(tiny_config(caption_dim=8, caption_words=words)).eval()
+    model = HierarchicalLM(tiny_config(caption_dim=8)).eval()
     with torch.no_grad():
         model.beat_projection.weight.normal_(0.0, 1.0)  # a loud clock: a frame read at the wrong phase shows
-        model.facts_projection.weight.normal_(0.0, 1.0)
     g = torch.Generator().manual_seed(1)
-    captions = ["piano in C minor, 120 bpm", "piano with drums, 210 bpm", "drums in A major"]
     cond = Conditioning(torch.zeros(3, 1, dtype=torch.long), torch.zeros(3, dtype=torch.long),
                         caption=torch.randn(3, 8, generator=g), has_caption=torch.tensor([True, True, False]),
-                        beats_per_frame=torch.tensor([0.04, 0.07, 0.05]), facts=stated_facts(captions, words))
+                        beats_per_frame=torch.tensor([0.04, 0.07, 0.05]))
     forced = torch.randint(0, CARD, (3, K, 4), generator=g)
     sampling = SamplingConfig(seed=3, max_frames=6, min_frames=6, repetition_ratio=0.0)
     frames = list(Generation(model, cond, sampling, keep_logits=True, prefix=forced))
@@ -333,11 +328,6 @@ def test_the_beat_clock_reads_the_same_frame_in_generation_and_teacher_forcing()
     assert not torch.allclose(moved[1], teacher[1])  # a tempo against none
     assert torch.equal(moved[2], teacher[2])  # no caption (dropped for guidance): no clock
 
-    other = dataclasses.replace(cond, facts=cond.facts.flip(0))
-    moved = model(LMBatch(other, codes, lengths, torch.zeros(3, codes.shape[-1], dtype=torch.long))).logits
-    assert not torch.allclose(moved[0, 0], teacher[0, 0])  # other facts: another first frame already
-    assert torch.equal(moved[2], teacher[2])  # no caption: no facts either
-
 
 def test_a_caption_states_its_tempo():
     from sonorant.text.captions import beats_per_frame, caption_tempo
@@ -347,20 +337,3 @@ def test_a_caption_states_its_tempo():
     assert caption_tempo("rain on a tin roof") is None
     assert caption_tempo("a 5 bpm drone") is None  # no beat to keep
     assert torch.allclose(beats_per_frame(["120 bpm", "birdsong"], 50.0), torch.tensor([0.04, 0.0]))
-
-
-def test_a_caption_states_its_facts():
-    from sonorant.text.captions import STATED_FACTS, stated_facts
-
-    words = ("piano", "electric piano", "drums", "synth bass")
-    facts = stated_facts(["dark chords on the electric piano in F# minor, 96 bpm with synth bass and drums",
-                          "a soft Piano note, Eb3", "calm piano without drums", "rain on a tin roof"], words)
-    assert facts.shape == (4, len(words) + STATED_FACTS)
-    assert facts[0, :4].tolist() == [1, 1, 1, 1]  # "piano" is in "electric piano"
-    assert facts[0, 4 + 6] == 1 and facts[0, 4:16].sum() == 1  # F#: pitch class 6
-    assert facts[0, 16:18].tolist() == [0, 1]  # minor
-    assert facts[1, :4].tolist() == [1, 0, 0, 0]  # words match whatever their case
-    assert facts[1, 18 + 3] == 1 and facts[1, 18:30].sum() == 1  # Eb: pitch class 3
-    assert facts[1, 30] == pytest.approx((51 - 60) / 12)  # Eb3 is MIDI 51
-    assert facts[2, :4].tolist() == [1, 0, 0, 0]  # "without drums" does not state drums
-    assert facts[3].abs().sum() == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -65,39 +65,6 @@ def beats_per_frame(captions: list[str], frame_rate: float) -> torch.Tensor:
     """[B] the stated tempo of each caption in beats per codec frame (0 where a caption states none): the beat
     clock a caption LM's frames read."""
     return torch.tensor([(caption_tempo(c) or 0.0) / 60.0 / frame_rate for c in captions])
-
-
-# What a caption states in fixed places of the facts vector (after one flag per word of the model's
-# `caption_words`): the key's tonic and mode ("in F# minor") and a single note's pitch ("a soft flute note, C5").
-_KEY = re.compile(r"\b([A-G])([#b]?)\s+(major|minor)\b")
-_NOTE = re.compile(r"\bnote,?\s+([A-G])([#b]?)(-?\d)\b")
-_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-STATED_FACTS = 12 + 2 + 12 + 1  # key tonic, mode, note pitch class, note octave
-
-
-def _pitch_class(letter: str, accidental: str) -> int:
-    return (_PITCH_CLASS[letter] + {"#": 1, "b": -1, "": 0}[accidental]) % 12
-
-
-def stated_facts(captions: list[str], words: Sequence[str]) -> torch.Tensor:
-    """[B, len(words) + STATED_FACTS] what each caption states: 1 for each of `words` it contains (whole
-    words, case aside, not after "no" or "without"), then its key (tonic one-hot, major/minor) and, for a
-    single note, the note's pitch class (one-hot) and octave ((MIDI - 60) / 12); zeros where it states none."""
-    out = torch.zeros(len(captions), len(words) + STATED_FACTS)
-    patterns = [re.compile(rf"(?<!\bno )(?<!\bwithout )\b{re.escape(w.lower())}\b") for w in words]
-    for i, caption in enumerate(captions):
-        lower = caption.lower()
-        for j, pattern in enumerate(patterns):
-            out[i, j] = float(pattern.search(lower) is not None)
-        base = len(words)
-        if key := _KEY.search(caption):
-            out[i, base + _pitch_class(key[1], key[2])] = 1.0
-            out[i, base + 12 + (key[3] == "minor")] = 1.0
-        if note := _NOTE.search(caption):
-            pitch = _pitch_class(note[1], note[2])
-            out[i, base + 14 + pitch] = 1.0
-            out[i, base + 26] = (12 * (int(note[3]) + 1) + pitch - 60) / 12
-    return out
 
 
 def caption_encoder(name: str) -> CaptionEncoder:

@@ -16,7 +16,7 @@ from ..data.shards import TokenShards
 from ..data.token_dataset import TokenDataset, TokenExample, random_length_batch
 from ..lm import Conditioning, HierarchicalLM, LMBatch
 from ..lm.batch import pointer_from_durations
-from ..text.captions import beats_per_frame, caption_encoder, stated_facts
+from ..text.captions import beats_per_frame, caption_encoder
 from ..text.frontend import TextFrontend, phonemize
 from .batching import MicroBatch, rank_parts
 from .distributed import World
@@ -153,16 +153,14 @@ class LMTask:
                 pointer[i, : len(frames)] = frames
         prompts = [e.prompt[:k] if e.prompt is not None else torch.zeros(k, 0, dtype=torch.long) for e in examples]
         prompt, prompt_lengths = _pad(prompts, k)
-        caption = has_caption = beats = facts = None
+        caption = has_caption = beats = None
         if self.config.caption_dim:
             has_caption = torch.tensor([e.caption in self.captions for e in examples])
             caption = torch.stack([self.captions.get(e.caption, torch.zeros(self.config.caption_dim))
                                    for e in examples])
-            texts = [e.caption or "" for e in examples]
-            beats = beats_per_frame(texts, self.frame_rate)
-            facts = stated_facts(texts, self.config.caption_words)
+            beats = beats_per_frame([e.caption or "" for e in examples], self.frame_rate)
         cond = Conditioning(phonemes, torch.tensor([len(ids) for ids, _ in streams]), prompt, prompt_lengths, caption,
-                            has_caption, beats, facts)
+                            has_caption, beats)
         return LMBatch(cond, codes, code_lengths, pointer, drop)
 
     def next_batch(self, step: int) -> list[MicroBatch[LMParts]]:
@@ -229,7 +227,7 @@ class LMTask:
             metrics.update(loss_mismatched_text=float(wrong.loss), text_gap=float(wrong.loss - right.loss))
         if cond.caption is not None and bool(cond.has_caption.any()):
             swapped = dataclasses.replace(cond, caption=cond.caption[shift], has_caption=cond.has_caption[shift],
-                                          beats_per_frame=cond.beats_per_frame[shift], facts=cond.facts[shift])
+                                          beats_per_frame=cond.beats_per_frame[shift])
             metrics["caption_gap"] = float(self.model(dataclasses.replace(batch, condition=swapped)).loss - right.loss)
         metrics.update({k: float(v) for k, v in right.losses.items()})
         metrics.update({k: float(v) for k, v in right.metrics.items()})

@@ -11,7 +11,7 @@ import torch
 from ..core.audio import audio_info, load_audio
 from ..core.errors import ModelError, SonorantError
 from ..lm import Conditioning, Generation, SamplingConfig
-from ..text.captions import beats_per_frame, caption_encoder, stated_facts
+from ..text.captions import beats_per_frame, caption_encoder
 from .synthesizer import Audio, AudioChunk, SynthesisInfo, SynthesisOptions, Synthesizer, resolve_options
 
 MAX_CONTEXT_SECONDS = 10.0
@@ -85,8 +85,7 @@ def _caption_chunks(synth: Synthesizer, caption: str, seconds: float, options: S
     text, lengths = _no_text(synth)
     cond = Conditioning(text, lengths, caption=embedding,
                         has_caption=torch.ones(1, dtype=torch.bool, device=synth.device),
-                        beats_per_frame=beats_per_frame([caption], synth.codec.frame_rate).to(synth.device),
-                        facts=stated_facts([caption], synth.lm.config.caption_words).to(synth.device))
+                        beats_per_frame=beats_per_frame([caption], synth.codec.frame_rate).to(synth.device))
     frames = max(1, round(seconds * synth.codec.frame_rate))
     generation = Generation(synth.lm, cond, _sampling(options, frames, guided=True))
     info.mode = "caption"
