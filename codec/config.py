@@ -50,10 +50,6 @@ class CodecConfig:
     # predict amplitude and phase spectra, then an inverse STFT (`istft_decoder.py`).
     decoder: str = "seanet"
     decoder_blocks: int = 8  # istft decoder: ConvNeXt blocks of width decoder_dim
-    # istft decoder: "direct" predicts each frame's phase; "accumulated" predicts how far each bin's phase
-    # advances from the frame before (a phase vocoder's instantaneous frequency) and sums the advances, so
-    # a held tone keeps a coherent phase across frames.
-    phase: str = "direct"
     # Classes of a frame-level phoneme head on the first quantizer level (0 = none): trained on the
     # aligner's durations, it makes codebook 0 carry the phonetic content (`data/frame_labels.py`).
     phonetic_classes: int = 0
@@ -64,8 +60,6 @@ class CodecConfig:
             raise ValueError(f"activation must be 'snake' or 'elu', not {self.activation!r}")
         if self.decoder not in ("seanet", "istft"):
             raise ValueError(f"decoder must be 'seanet' or 'istft', not {self.decoder!r}")
-        if self.phase not in ("direct", "accumulated"):
-            raise ValueError(f"phase must be 'direct' or 'accumulated', not {self.phase!r}")
 
     @property
     def hop_length(self) -> int:

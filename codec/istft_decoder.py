@@ -10,11 +10,7 @@ one frame later: streaming carries frame r's second half (`OverlapState`) and th
 first frame's share, exactly what streaming's flush returns.
 
 Phase is predicted as in APNet: two parallel outputs (a real and an imaginary part) whose angle is the
-phase, so the head never has to regress a wrapped quantity. With `phase: accumulated` that angle is the
-advance of each bin's phase from the frame before, on top of the bin centre's own (pi * k at 50 %
-overlap), and the phase is their running sum, carried across calls in the streaming state: a frame-rate
-decoder that predicts each frame's phase afresh tends to repeat one phase every frame, which turns a held
-note into lines at multiples of the frame rate.
+phase, so the head never has to regress a wrapped quantity.
 """
 
 from __future__ import annotations
@@ -55,7 +51,6 @@ class FrameSpectrum:
 class OverlapState:
     batch_size: int
     pending: torch.Tensor | None = None  # [B, hop]: the second half of the last frame, None before the first
-    phase: torch.Tensor | None = None  # [B, F]: the last frame's phase (accumulated phase only)
 
 
 def analysis_window(hop: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -93,10 +88,6 @@ class FrameDecoder(StreamingModule):
         super().__init__()
         dim, self.hop = config.decoder_dim, config.hop_length
         self.bins = self.hop + 1
-        self.accumulate = config.phase == "accumulated"
-        # A bin centre's phase advance per hop at 50 % overlap: 2 pi k hop / (2 hop).
-        self.register_buffer("centre_advance", torch.pi * torch.arange(self.bins, dtype=torch.float64),
-                             persistent=False)
         self.embed = CausalConv1d(config.latent_dim, dim, config.kernel_size)
         self.norm_in = nn.LayerNorm(dim)
         self.blocks = nn.ModuleList(
@@ -114,23 +105,7 @@ class FrameDecoder(StreamingModule):
             x = block(x)
         out = self.head(self.norm_out(x.transpose(1, 2)))  # [B, T, 3F]
         log_amplitude, real, imag = out.split(self.bins, dim=-1)
-        if self.accumulate:
-            real, imag = self._accumulate(torch.atan2(imag, real))
         return FrameSpectrum(log_amplitude.clamp(max=MAX_LOG_AMPLITUDE), real, imag)
-
-    def _accumulate(self, advance: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Phase advances [B, T, F] -> the unit phase direction of their running sum (from the streaming
-        state's last phase, else from zero), summed in float64 so that hours of frames stay exact."""
-        state: OverlapState | None = self._streaming_state
-        steps = advance.double() + self.centre_advance
-        phase = torch.cumsum(steps, dim=1)
-        if state is not None and state.phase is not None:
-            phase = phase + state.phase[:, None]
-        phase = torch.remainder(phase, 2 * torch.pi)
-        if state is not None and phase.shape[1]:
-            state.phase = phase[:, -1]
-        phase = phase.to(advance.dtype)
-        return phase.cos(), phase.sin()
 
     def frames(self, spectrum: FrameSpectrum) -> torch.Tensor:
         """Spectra -> windowed time frames [B, T, 2 hop]."""

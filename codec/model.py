@@ -22,7 +22,7 @@ from .usage import CodebookUsage, codebook_usage
 KIND = "codec"
 EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
 # Config keys and weights that do not shape the tokens: the decoder's, and the phonetic head's (training only).
-NOT_TOKENS = ("decoder", "decoder_dim", "decoder_blocks", "phase", "phonetic_classes")
+NOT_TOKENS = ("decoder", "decoder_dim", "decoder_blocks", "phonetic_classes")
 
 
 @dataclass

@@ -50,28 +50,3 @@ def test_level_loss_sees_a_quieter_output():
     wav = 0.3 * torch.randn(2, 1, 4000)
     assert float(level_loss(wav, wav)) < 1e-6
     assert math.isclose(float(level_loss(wav / math.e, wav)), 1.0, rel_tol=1e-3)
-
-
-def _held_bin(phase: str, k: int = 11, frames: int = 60) -> torch.Tensor:
-    """The decoder's audio for one bin held at one amplitude, its predicted angle zero in every frame."""
-    from sonorant.codec import CodecConfig
-    from sonorant.codec.istft_decoder import FrameDecoder
-
-    decoder = FrameDecoder(CodecConfig(decoder="istft", phase=phase))
-    log_amplitude = torch.full((1, frames, HOP + 1), -20.0, dtype=torch.float64)
-    log_amplitude[..., k] = 0.0
-    real, imag = torch.ones_like(log_amplitude), torch.zeros_like(log_amplitude)
-    if decoder.accumulate:
-        real, imag = decoder._accumulate(torch.atan2(imag, real))
-    return _overlap_add(FrameSpectrum(log_amplitude, real, imag))[0, 0, HOP:-HOP]
-
-
-def test_accumulated_phase_holds_a_bins_tone_where_a_repeated_phase_makes_frame_rate_lines():
-    """Bin 11 (275 Hz at 25 Hz per bin): the phase repeated every frame makes audio periodic in the 50 Hz
-    frame rate (its strongest line at 250 or 300 Hz); summed advances play the bin's own 275 Hz."""
-    def peak(wav: torch.Tensor) -> float:
-        spectrum = torch.fft.rfft(wav * torch.hann_window(wav.shape[-1], dtype=wav.dtype)).abs()
-        return float(spectrum.argmax()) * 16000 / wav.shape[-1]
-
-    assert abs(peak(_held_bin("accumulated")) - 275) < 3
-    assert min(abs(peak(_held_bin("direct")) - f) for f in (250, 300)) < 3

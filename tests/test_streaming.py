@@ -8,13 +8,11 @@ import torch
 from sonorant.codec import Codec, CodecConfig, QuantizerConfig
 
 
-@pytest.fixture(scope="module", params=["seanet", "istft", "istft-accumulated"])
+@pytest.fixture(scope="module", params=["seanet", "istft"])
 def codec(request) -> Codec:
     # k-means init would leave the untrained codebooks at zero; random codebooks make codes matter
     torch.manual_seed(0)
-    decoder, _, phase = request.param.partition("-")
-    return Codec(CodecConfig(decoder=decoder, phase=phase or "direct",
-                             quantizer=QuantizerConfig(kmeans_init=False))).eval()
+    return Codec(CodecConfig(decoder=request.param, quantizer=QuantizerConfig(kmeans_init=False))).eval()
 
 
 def _stream_encode(codec: Codec, wav: torch.Tensor, chunk: int) -> torch.Tensor:
