@@ -68,6 +68,18 @@ def test_codec_with_a_phonetic_head_trains_and_exports(corpus, tmp_path):
     with pytest.raises(SonorantError, match="--alignments"):
         train_codec(str(config), corpus, tmp_path / "run2", quiet=True)
 
+    # A new decoder over this codec's tokens (head frozen too): no labels needed, the head and its classes
+    # come along unchanged, the token space stays the same.
+    data["train"]["frozen"] = ["encoder", "quantizer", "phonetic"]
+    config.write_text(yaml.safe_dump(data))
+    train_codec(str(config), corpus, tmp_path / "decoder", init_from=release, quiet=True)
+    redecoded = Codec.from_pretrained(export_run(tmp_path / "decoder", tmp_path / "redecoded"))
+    assert (tmp_path / "redecoded" / "frontend.json").read_text() == (release / "frontend.json").read_text()
+    assert redecoded.fingerprint == codec.fingerprint
+    assert torch.equal(redecoded.phonetic.weight, codec.phonetic.weight)
+    assert any(not torch.equal(a, b) for a, b in zip(redecoded.decoder.parameters(), codec.decoder.parameters(),
+                                                     strict=True))
+
     # eval codec --alignments: the head's frame accuracy from codebook 0, in the release's classes.
     from sonorant.evaluation.codec_eval import evaluate_codec, phoneme_labels
 

@@ -8,6 +8,7 @@ benchmark trains the peers' architectures through it.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from .trainer import Trainer
 
 VALID_ITEMS = 16
 VALID_SECONDS = 2.0
-PARTS = ("encoder", "quantizer", "decoder")
+PARTS = ("encoder", "quantizer", "decoder", "phonetic")
 SPECTRAL_WEIGHTS = {"amplitude": "amplitude_weight", "phase": "phase_weight", "group_delay": "phase_weight",
                     "phase_time": "phase_weight", "complex": "complex_weight", "consistency": "consistency_weight"}
 
@@ -68,7 +69,8 @@ class CodecTask:
         if self.frozen and init_from is None:
             raise SonorantError("train.frozen keeps parts as --init-from loaded them: give --init-from MODEL_DIR")
         for name in self.frozen:
-            getattr(self.codec, name).requires_grad_(False)
+            if getattr(self.codec, name, None) is not None:
+                getattr(self.codec, name).requires_grad_(False)
         sr = self.codec.sample_rate
         segment = int(recipe.train.segment_seconds * sr)
         segment -= segment % self.codec.hop_length
@@ -79,6 +81,11 @@ class CodecTask:
         if self.labels is not None and out is not None and world.rank == 0:  # the classes, exported with the codec
             Path(out).mkdir(parents=True, exist_ok=True)
             self.labels.frontend.save(Path(out) / FRONTEND_FILE)
+        elif init_from is not None and "phonetic" in self.frozen and out is not None and world.rank == 0:
+            inherited = Path(init_from) / FRONTEND_FILE  # a frozen phonetic head keeps the classes it was loaded with
+            if inherited.is_file():
+                Path(out).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(inherited, Path(out) / FRONTEND_FILE)
         # A fixed validation batch: the same crops at every evaluation, comparable across steps.
         valid_crops = valid.draw(VALID_ITEMS, torch.Generator().manual_seed(1234))
         self.valid_batch = valid.batch(valid_crops).to(device)
@@ -90,7 +97,7 @@ class CodecTask:
 
     def _labels(self, data: str | Path, alignments: str | Path | None) -> FrameLabels | None:
         classes = self.codec.config.phonetic_classes if isinstance(self.codec, Codec) else 0
-        if not classes:
+        if not classes or "phonetic" in self.frozen:
             return None
         if alignments is None:
             raise SonorantError("the codec's phonetic head learns from phoneme durations: give --alignments SHARDS "
@@ -144,7 +151,8 @@ class CodecTask:
         wav, share = micro.data.wav, micro.data.share
         metrics: dict[str, float] = {}
         for name in self.frozen:  # eval mode: fixed codebooks (no EMA update, no dead-code replacement)
-            getattr(self.codec, name).eval()
+            if getattr(self.codec, name, None) is not None:
+                getattr(self.codec, name).eval()
         with trainer.autocast():
             out = trainer.model("codec")(wav, levels=micro.data.levels)
         adversarial = self.discriminator is not None and trainer.step >= loss_cfg.discriminator_start_step
@@ -167,7 +175,8 @@ class CodecTask:
             loss = loss + loss_cfg.phonetic_weight * phonetic
             metrics.update(phonetic=float(phonetic.detach()), phonetic_accuracy=accuracy)
         if out.spectrum is not None:
-            for name, value in spectral_losses(out.spectrum, out.audio, wav, self.codec.hop_length).items():
+            for name, value in spectral_losses(out.spectrum, out.audio, wav, self.codec.hop_length,
+                                                       loss_cfg.weighted_phase).items():
                 loss = loss + getattr(loss_cfg, SPECTRAL_WEIGHTS[name]) * value
                 metrics[name] = float(value.detach())
             level = level_loss(audio, target)
@@ -226,7 +235,7 @@ def load_parts(codec: nn.Module, source: Codec) -> None:
     own = codec.state_dict()
     for part in PARTS:
         keys = [k for k in own if k.startswith(part + ".")]
-        if all(k in loaded and loaded[k].shape == own[k].shape for k in keys) and \
+        if keys and all(k in loaded and loaded[k].shape == own[k].shape for k in keys) and \
                 not any(k.startswith(part + ".") and k not in own for k in loaded):
             getattr(codec, part).load_state_dict({k.removeprefix(part + "."): loaded[k] for k in keys})
 
