@@ -65,18 +65,9 @@ def anti_wrapped(x: torch.Tensor) -> torch.Tensor:
     return (x - 2 * torch.pi * torch.round(x / (2 * torch.pi))).abs()
 
 
-def phase_losses(predicted: torch.Tensor, target: torch.Tensor,
-                 amplitude: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def phase_losses(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """APNet's phase losses between phase spectra [B, T, F]: instantaneous phase, group delay (its
-    difference along frequency) and instantaneous angular frequency (along time), all anti-wrapped.
-
-    With the target's `amplitude` [B, T, F], only the two differences, each pair of bins weighted by the
-    geometric mean of their amplitudes: where the sound is, not the noise floor's arbitrary phases."""
-    if amplitude is not None:
-        return {"group_delay": _weighted(anti_wrapped(predicted.diff(dim=-1) - target.diff(dim=-1)),
-                                         (amplitude[..., 1:] * amplitude[..., :-1]).sqrt()),
-                "phase_time": _weighted(anti_wrapped(predicted.diff(dim=1) - target.diff(dim=1)),
-                                        (amplitude[:, 1:] * amplitude[:, :-1]).sqrt())}
+    difference along frequency) and instantaneous angular frequency (along time), all anti-wrapped."""
     return {
         "phase": anti_wrapped(predicted - target).mean(),
         "group_delay": anti_wrapped(predicted.diff(dim=-1) - target.diff(dim=-1)).mean(),
@@ -84,12 +75,8 @@ def phase_losses(predicted: torch.Tensor, target: torch.Tensor,
     }
 
 
-def _weighted(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return (error * weight).sum() / weight.sum().clamp(min=1e-9)
-
-
 def spectral_losses(spectrum: FrameSpectrum, audio: torch.Tensor, target: torch.Tensor,
-                    hop: int, weighted_phase: bool = False) -> dict[str, torch.Tensor]:
+                    hop: int) -> dict[str, torch.Tensor]:
     """The istft decoder's amplitude, phase and spectrum losses (APNet2 / FreeV).
 
     `spectrum` is what the decoder predicted for the frames of `target` [B, 1, T * hop]; `audio` is the
@@ -100,7 +87,7 @@ def spectral_losses(spectrum: FrameSpectrum, audio: torch.Tensor, target: torch.
     real = frame_spectra(target, hop)
     log_amplitude = real.abs().clamp(min=1e-5).log()
     losses = {"amplitude": F.mse_loss(spectrum.log_amplitude, log_amplitude)}
-    losses.update(phase_losses(spectrum.phase, real.angle(), real.abs() if weighted_phase else None))
+    losses.update(phase_losses(spectrum.phase, real.angle()))
     predicted = spectrum.complex()
     losses["complex"] = (F.l1_loss(predicted.real, real.real) + F.l1_loss(predicted.imag, real.imag))
     remade = frame_spectra(audio, hop)[:, 1:-1]

@@ -79,6 +79,13 @@ class RaceSettings:
     max_steps: int = 0  # also stop after this many steps (0 = the budget alone); for tests
 
 
+def our_name(decoder: str) -> str:
+    """Our row's name: the recipe decides the decoder."""
+    if decoder == "istft":
+        return "Sonorant (causal SEANet encoder, EMA RVQ, istft decoder)"
+    return ARCHITECTURES["sonorant"]
+
+
 def build_codec(key: str, settings: RaceSettings):
     """The architecture `key` at the recipe's bitrate: (codec module or None for ours, recipe)."""
     from ..training.recipe import codec_recipe, load_recipe_dict
@@ -146,8 +153,8 @@ def train_and_score(key: str, settings: RaceSettings, out_dir: Path) -> TrainedC
     from ..training.distributed import joined
     from ..training.trainer import Trainer, set_threads
 
-    row = TrainedCodec(key, ARCHITECTURES[key])
     module, recipe = build_codec(key, settings)
+    row = TrainedCodec(key, ARCHITECTURES[key] if module is not None else our_name(recipe.model.decoder))
     set_threads(recipe.train.threads)
     torch.manual_seed(recipe.train.seed)
     generator = torch.Generator().manual_seed(recipe.train.seed)

@@ -175,8 +175,7 @@ class CodecTask:
             loss = loss + loss_cfg.phonetic_weight * phonetic
             metrics.update(phonetic=float(phonetic.detach()), phonetic_accuracy=accuracy)
         if out.spectrum is not None:
-            for name, value in spectral_losses(out.spectrum, out.audio, wav, self.codec.hop_length,
-                                                       loss_cfg.weighted_phase).items():
+            for name, value in spectral_losses(out.spectrum, out.audio, wav, self.codec.hop_length).items():
                 loss = loss + getattr(loss_cfg, SPECTRAL_WEIGHTS[name]) * value
                 metrics[name] = float(value.detach())
             level = level_loss(audio, target)

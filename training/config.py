@@ -79,7 +79,6 @@ class CodecLossConfig:
     # The istft decoder's spectral losses (`codec.losses.spectral_losses`) and the level term.
     amplitude_weight: float = 1.0
     phase_weight: float = 1.0  # each of phase, group delay, phase time difference
-    weighted_phase: bool = False  # phase differences weighted by amplitude, no absolute phase term
     complex_weight: float = 5.0
     consistency_weight: float = 5.0
     level_weight: float = 1.0
