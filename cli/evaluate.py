@@ -54,6 +54,10 @@ def codec(
     alignments: Path = typer.Option(None, "--alignments", help="Shards with the items' phoneme durations (`data "
                                                                "align`): also the phonetic head's frame accuracy "
                                                                "from codebook 0."),
+    ceilings: bool = typer.Option(False, "--ceilings", help="Also the decoder on the unquantized latent (what "
+                                                            "quantization costs) and, for an istft decoder, its "
+                                                            "amplitudes with the input's phase (what its phase "
+                                                            "costs), at the most --codebooks."),
 ) -> None:
     """PESQ-WB, STOI (speech only), mel and STFT distances, SI-SDR and codebook use, per bitrate."""
     from rich.progress import Progress
@@ -84,7 +88,7 @@ def codec(
         examples: dict = {}
         scores = evaluate_codec(codec_model, manifest, codebooks, split, max_items,
                                 progress=lambda: progress.advance(bar), asr=recognizer, examples=examples,
-                                group=group, speaker=speaker, labels=labels)
+                                group=group, speaker=speaker, labels=labels, ceilings=ceilings)
     label = f"{scores[0].items} {group or 'all'} items of the {split} split of `{manifest.parent.name}/{manifest.name}`"
     out = write_codec_report(scores, report, {"kind": "eval-codec", "meta": provenance(device),
                                               "model": str(codec_dir(model)), "manifest": str(manifest),

@@ -40,6 +40,10 @@ class FrameSpectrum:
     def phase(self) -> torch.Tensor:
         return torch.atan2(self.imag, self.real)
 
+    def with_phase(self, phase: torch.Tensor) -> FrameSpectrum:
+        """The same amplitudes with another phase [B, T, F] (e.g. the input's: the ceiling of a perfect phase)."""
+        return FrameSpectrum(self.log_amplitude, torch.cos(phase), torch.sin(phase))
+
     def complex(self) -> torch.Tensor:
         """The complex spectrum [B, T, F]: amplitude times the unit phase direction."""
         norm = (self.real.square() + self.imag.square() + 1e-9).rsqrt()
@@ -118,9 +122,13 @@ class FrameDecoder(StreamingModule):
         state: OverlapState | None = self._streaming_state
         if state is not None:
             return self._stream(frames, state), spectrum
+        return self.overlap_add(frames), spectrum
+
+    def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+        """Offline: windowed frames [B, T, 2 hop] -> audio [B, 1, T * hop]."""
         first, second = frames[..., : self.hop], frames[..., self.hop:]
         hops = second + F.pad(first[:, 1:], (0, 0, 0, 1))  # hop r = frame r's second half + frame r+1's first
-        return hops.reshape(latent.shape[0], 1, -1), spectrum
+        return hops.reshape(frames.shape[0], 1, -1)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.synthesize(latent)[0]

@@ -13,7 +13,7 @@ from torch import nn
 from ..core.errors import ModelError
 from ..core.release import load_release, load_weights, release_fingerprint, save_release
 from .config import CodecConfig
-from .istft_decoder import FrameDecoder, FrameSpectrum
+from .istft_decoder import FrameDecoder, FrameSpectrum, frame_spectra
 from .quantizer import ResidualQuantizer
 from .seanet import Decoder, Encoder
 from .streaming import StreamingModule, StreamState
@@ -120,6 +120,25 @@ class Codec(StreamingModule):
         self._check_codes(codes)
         first = self.quantizer.decode(codes[:, :1])  # [B, D, T]
         return self.phonetic(first.transpose(1, 2)).argmax(-1)
+
+    @torch.no_grad()
+    def autoencode(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav [B, 1, N] through encoder and decoder without the quantizer [B, 1, ceil(N / hop) * hop]: the
+        ceiling the codes approach as codebooks are added (what quantization costs is the gap to it)."""
+        self._check_audio(wav)
+        return self.decoder(self.encoder(self._pad_to_hop(wav)))
+
+    @torch.no_grad()
+    def decode_with_phase(self, codes: torch.Tensor, wav: torch.Tensor) -> torch.Tensor:
+        """An istft decoder's amplitudes for `codes` [B, K', T] with the phase of the audio they code, `wav`
+        [B, 1, N]: the ceiling of a perfect phase (what the predicted phase costs is the gap to it)."""
+        if not isinstance(self.decoder, FrameDecoder):
+            raise ValueError("only an istft decoder predicts a phase of its own")
+        self._check_codes(codes)
+        spectrum = self.decoder.spectrum(self.quantizer.decode(codes))
+        length = codes.shape[-1] * self.hop_length
+        target = frame_spectra(F.pad(wav, (0, max(length - wav.shape[-1], 0)))[..., :length], self.hop_length)
+        return self.decoder.overlap_add(self.decoder.frames(spectrum.with_phase(target.angle())))
 
     # -- offline inference ------------------------------------------------------------------
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:

@@ -186,7 +186,8 @@ def bench_codec_train(settings: RaceSettings, out_dir: str | Path, keys: list[st
         if key not in ARCHITECTURES:
             raise SonorantError(f"unknown architecture {key!r}: choose from {', '.join(ARCHITECTURES)}")
         if progress:
-            progress(f"training {ARCHITECTURES[key]} for {settings.budget_minutes:g} min")
+            name = ARCHITECTURES[key] if key != "sonorant" else our_name(build_codec(key, settings)[1].model.decoder)
+            progress(f"training {name} for {settings.budget_minutes:g} min")
         rows.append(_run_one(key, settings, out_dir / key, venv))
         if progress:
             progress(_summary(rows[-1]))

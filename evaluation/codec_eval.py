@@ -12,6 +12,7 @@ import torch
 
 from ..codec import Codec, codebook_usage
 from ..codec.files import decode_audio, encode_audio
+from ..codec.istft_decoder import FrameDecoder
 from ..core.audio import load_audio
 from ..core.errors import SonorantError
 from ..data.build import REAL_VOICES
@@ -22,10 +23,13 @@ from . import metrics as M
 GROUPS = ("speech", "speech-real", "music", "sound")  # see item_group
 
 
+CODES, LATENT, INPUT_PHASE = "codes", "latent", "input phase"  # CodecScore.variant
+
+
 @dataclass
 class CodecScore:
     codebooks: int
-    kbps: float
+    kbps: float | None  # None for the latent ceiling
     items: int
     pesq_wb: float | None
     stoi: float | None
@@ -42,18 +46,29 @@ class CodecScore:
     # Frame accuracy of the phonetic head read from codebook 0 alone against the aligner's labels (--alignments);
     # the same at every codebook count.
     phoneme_accuracy: float | None = None
+    # What was decoded: the codes (a round trip), or a ceiling (--ceilings): the unquantized latent ("latent"),
+    # or the codes' amplitudes with the input's phase ("input phase", an istft decoder's).
+    variant: str = CODES
+
+    @property
+    def label(self) -> str:
+        return {LATENT: "latent, no quantizer", INPUT_PHASE: f"{self.codebooks}, input's phase"}.get(
+            self.variant, str(self.codebooks))
 
 
 def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], split: str = "test",
                    max_items: int = 50, progress=None, asr=None, examples: dict | None = None,
-                   group: str | None = None, speaker=None, labels: FrameLabels | None = None) -> list[CodecScore]:
+                   group: str | None = None, speaker=None, labels: FrameLabels | None = None,
+                   ceilings: bool = False) -> list[CodecScore]:
     """Score the round trips of a manifest's `split` items at each codebook count; with `asr` (an object
     with `transcribe(audio16k) -> str`), also the word error rate on items that have a text; with `speaker`
     (an object with `similarity(a, b, sample_rate)`), the speaker similarity of round trip and original
     (speech). `examples`, if
     given, receives the first item's reference ("reference") and reconstruction per codebook count. `group`
     keeps only items of one group (see `item_group`). With `labels` (`data.frame_labels`, in the classes of
-    the codec's phonetic head), also the head's frame accuracy from codebook 0 on the items that have them."""
+    the codec's phonetic head), also the head's frame accuracy from codebook 0 on the items that have them.
+    With `ceilings`, two more rows: the decoder on the unquantized latent (what quantization costs) and, for
+    an istft decoder, the amplitudes of the most codebooks with the input's phase (what its phase costs)."""
     manifest = Path(manifest)
     items = [it for it in stable_order(read_manifest(manifest))
              if it.split == split and group in (None, item_group(it))][:max_items]
@@ -68,6 +83,19 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
     reference_wer = _wer(asr, [(refs[i], text) for i, text in transcribed]) if transcribed else None
     with_dnsmos = speech and M.dnsmos_available()
     reference_dnsmos = float(np.mean([M.dnsmos(r.numpy(), sr) for r in refs])) if with_dnsmos else None
+
+    def measure(ref: torch.Tensor, est: torch.Tensor) -> dict:
+        r, e = ref.numpy().astype(np.float64), est.numpy().astype(np.float64)
+        return {
+            "pesq_wb": M.pesq_wb(r, e, sr) if speech else None,
+            "stoi": M.stoi(r, e, sr) if speech else None,
+            "mel_distance": M.mel_distance(r.astype(np.float32), e.astype(np.float32), sr),
+            "stft_distance": M.stft_distance(r.astype(np.float32), e.astype(np.float32)),
+            "si_sdr": M.si_sdr(r, e),
+            "dnsmos": M.dnsmos(e, sr) if with_dnsmos else None,
+            "speaker_similarity": speaker.similarity(r, e, sr) if speaker is not None and speech else None,
+        }
+
     accuracy = None
     scores = []
     for k in codebooks:
@@ -79,16 +107,7 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             outputs.append(est)
             if examples is not None and len(outputs) == 1:
                 examples.update({"reference": ref.numpy(), k: est.numpy(), "sample_rate": sr})
-            r, e = ref.numpy().astype(np.float64), est.numpy().astype(np.float64)
-            rows.append({
-                "pesq_wb": M.pesq_wb(r, e, sr) if speech else None,
-                "stoi": M.stoi(r, e, sr) if speech else None,
-                "mel_distance": M.mel_distance(r.astype(np.float32), e.astype(np.float32), sr),
-                "stft_distance": M.stft_distance(r.astype(np.float32), e.astype(np.float32)),
-                "si_sdr": M.si_sdr(r, e),
-                "dnsmos": M.dnsmos(e, sr) if with_dnsmos else None,
-                "speaker_similarity": speaker.similarity(r, e, sr) if speaker is not None and speech else None,
-            })
+            rows.append(measure(ref, est))
             if progress:
                 progress()
         usage = codebook_usage(torch.cat(all_codes, dim=-1), codec.codebook_size)
@@ -108,6 +127,35 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             reference_wer=reference_wer, dnsmos=mean("dnsmos"), reference_dnsmos=reference_dnsmos,
             speaker_similarity=mean("speaker_similarity"), phoneme_accuracy=accuracy,
         ))
+    if ceilings:
+        scores += _ceilings(codec, refs, max(codebooks), measure, progress)
+    return scores
+
+
+def _ceilings(codec: Codec, refs: list[torch.Tensor], k: int, measure, progress) -> list[CodecScore]:
+    """The latent row and, for an istft decoder, the input-phase row at `k` codebooks (offline decoding)."""
+    decoders = {LATENT: lambda wav: codec.autoencode(wav)}
+    if isinstance(codec.decoder, FrameDecoder):
+        decoders[INPUT_PHASE] = lambda wav: codec.decode_with_phase(codec.encode(wav, k), wav)
+    scores = []
+    for variant, decode in decoders.items():
+        rows = []
+        for ref in refs:
+            wav = ref.to(next(codec.parameters()).device)[None, None]
+            rows.append(measure(ref, decode(wav)[0, 0, : ref.shape[-1]].float().cpu()))
+            if progress:
+                progress()
+
+        def mean(key: str, rows: list[dict] = rows) -> float | None:
+            values = [row[key] for row in rows if row[key] is not None]
+            return float(np.mean(values)) if values else None
+
+        scores.append(CodecScore(
+            codebooks=k if variant == INPUT_PHASE else codec.num_codebooks, items=len(rows),
+            kbps=codec.config.bitrate(k) / 1000 if variant == INPUT_PHASE else None,
+            pesq_wb=mean("pesq_wb"), stoi=mean("stoi"), mel_distance=mean("mel_distance"),
+            stft_distance=mean("stft_distance"), si_sdr=mean("si_sdr"), perplexity=[], used_fraction=[],
+            dnsmos=mean("dnsmos"), speaker_similarity=mean("speaker_similarity"), variant=variant))
     return scores
 
 
@@ -182,10 +230,13 @@ def score_table(scores: list[CodecScore]) -> list[str]:
     for s in scores:
         pesq = f"{s.pesq_wb:.2f}" if s.pesq_wb is not None else "-"
         stoi = f"{s.stoi:.3f}" if s.stoi is not None else "-"
-        lines.append(f"| {s.codebooks} | {s.kbps:g} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
-                     f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {np.mean(s.perplexity):.0f} |"
-                     + (f" {s.wer:.1f} |" if with_wer else "") + (f" {s.dnsmos:.2f} |" if with_mos else "")
-                     + (f" {s.speaker_similarity:.3f} |" if with_sim else ""))
+        codes = s.variant == CODES
+        wer = f" {s.wer:.1f} |" if s.wer is not None else " - |"
+        sim = f" {s.speaker_similarity:.3f} |" if s.speaker_similarity is not None else " - |"
+        lines.append(f"| {s.label} | {f'{s.kbps:g}' if codes else '-'} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
+                     f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {f'{np.mean(s.perplexity):.0f}' if codes else '-'} |"
+                     + (wer if with_wer else "") + (f" {s.dnsmos:.2f} |" if with_mos else "")
+                     + (sim if with_sim else ""))
     if with_wer:
         lines.append(f"\nWER of the same ASR on the original audio: {scores[0].reference_wer:.1f} %")
     if scores and scores[0].phoneme_accuracy is not None:
@@ -202,6 +253,7 @@ def _figures(scores: list[CodecScore], out_dir: Path, examples: dict | None) -> 
 
     if not plots_available():
         return [f"({MISSING})"]
+    scores = [s for s in scores if s.variant == CODES]
     kbps = [s.kbps for s in scores]
     quality_vs_bitrate(kbps, {"PESQ-WB": [s.pesq_wb for s in scores], "STOI": [s.stoi for s in scores],
                               "mel distance": [s.mel_distance for s in scores],

@@ -163,3 +163,46 @@ def test_train_summary_of_an_lm_shows_its_text_gap():
              {"split": "valid", "step": 500, "loss": 4.4, "text_gap": 0.033, "accuracy/0": 0.194}]
     table = curve_table(rows)
     assert "text gap" in table and "| 500 | 4.500 | 4.400 | 0.0330 | 19.4% | 1.00 |" in table
+
+
+def test_eval_codec_ceilings_locate_the_loss(tiny_config, tmp_path):
+    """--ceilings: the decoder on the unquantized latent, and an istft decoder's amplitudes with the input's
+    phase. The second is aligned frame for frame with the input: a decoder whose amplitudes were exact would,
+    given the input's phase, give back the input itself (all but the last hop, which waits for a next frame)."""
+    import dataclasses
+
+    import torch
+
+    from sonorant.codec import Codec
+    from sonorant.codec.istft_decoder import FrameSpectrum, frame_spectra
+    from sonorant.evaluation.codec_eval import INPUT_PHASE, LATENT, evaluate_codec, score_table
+
+    torch.manual_seed(0)
+    codec = Codec(dataclasses.replace(tiny_config, decoder="istft", decoder_blocks=2)).eval()
+    hop = codec.hop_length
+    wav = torch.from_numpy(tone(12 * hop / 16000, seed=4))[None, None]
+    exact = frame_spectra(wav, hop)
+
+    def exact_amplitudes(latent):  # the input's amplitudes, a wrong (random) phase
+        noise = torch.randn(exact.shape + (2,))
+        return FrameSpectrum(exact.abs().clamp(min=1e-7).log(), noise[..., 0], noise[..., 1])
+
+    codec.decoder.spectrum = exact_amplitudes
+    codes = codec.encode(wav, 2)
+    remade = codec.decode_with_phase(codes, wav)
+    assert (remade - wav)[..., :-hop].abs().max() < 1e-4
+    assert (codec.decode(codes) - wav)[..., :-hop].abs().max() > 0.05  # the random phase, for contrast
+
+    del codec.decoder.spectrum
+    (tmp_path / "wav").mkdir()
+    sf.write(tmp_path / "wav" / "0.wav", tone(1.0, seed=1), 16000)
+    write_manifest(tmp_path / "m.jsonl", [Item(id="0", path="wav/0.wav", duration=1.0, sample_rate=16000,
+                                               domain="music", split="test")])
+    scores = evaluate_codec(codec, tmp_path / "m.jsonl", [1, 2], ceilings=True)
+    assert [(s.variant, s.codebooks) for s in scores] == [("codes", 1), ("codes", 2), (LATENT, codec.num_codebooks),
+                                                          (INPUT_PHASE, 2)]
+    assert scores[2].kbps is None and scores[3].kbps == scores[1].kbps
+    table = "\n".join(score_table(scores))
+    assert "| latent, no quantizer | - |" in table and "| 2, input's phase |" in table
+    seanet = Codec(tiny_config).eval()  # no phase of its own: the latent row alone
+    assert [s.variant for s in evaluate_codec(seanet, tmp_path / "m.jsonl", [1], ceilings=True)] == ["codes", LATENT]
