@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,9 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
             "speaker_similarity": speaker.similarity(r, e, sr) if speaker is not None and speech else None,
         }
 
+    def wer_of(outputs: list[torch.Tensor]) -> float | None:
+        return _wer(asr, [(outputs[i], text) for i, text in transcribed]) if transcribed else None
+
     accuracy = None
     scores = []
     for k in codebooks:
@@ -114,48 +118,52 @@ def evaluate_codec(codec: Codec, manifest: str | Path, codebooks: list[int], spl
         if labels is not None and accuracy is None:  # codebook 0 is the same at every codebook count
             accuracy = phoneme_accuracy(codec, [manifest.parent / it.path for it in items], all_codes, labels)
 
-        def mean(key: str, rows: list[dict] = rows) -> float | None:
-            values = [row[key] for row in rows if row[key] is not None]
-            return float(np.mean(values)) if values else None
+        mean = partial(_mean, rows)
 
         scores.append(CodecScore(
             codebooks=k, kbps=codec.config.bitrate(k) / 1000, items=len(rows), pesq_wb=mean("pesq_wb"),
             stoi=mean("stoi"), mel_distance=mean("mel_distance"), stft_distance=mean("stft_distance"),
             si_sdr=mean("si_sdr"), perplexity=[round(float(p), 1) for p in usage.perplexity],
             used_fraction=[round(float(u), 3) for u in usage.used_fraction],
-            wer=_wer(asr, [(outputs[i], text) for i, text in transcribed]) if transcribed else None,
+            wer=wer_of(outputs),
             reference_wer=reference_wer, dnsmos=mean("dnsmos"), reference_dnsmos=reference_dnsmos,
             speaker_similarity=mean("speaker_similarity"), phoneme_accuracy=accuracy,
         ))
     if ceilings:
-        scores += _ceilings(codec, refs, max(codebooks), measure, progress)
+        scores += _ceilings(codec, refs, max(codebooks), measure, wer_of, reference_wer, progress)
     return scores
 
 
-def _ceilings(codec: Codec, refs: list[torch.Tensor], k: int, measure, progress) -> list[CodecScore]:
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [row[key] for row in rows if row[key] is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _ceilings(codec: Codec, refs: list[torch.Tensor], k: int, measure, wer_of, reference_wer: float | None,
+              progress) -> list[CodecScore]:
     """The latent row and, for an istft decoder, the input-phase row at `k` codebooks (offline decoding)."""
     decoders = {LATENT: lambda wav: codec.autoencode(wav)}
     if isinstance(codec.decoder, FrameDecoder):
         decoders[INPUT_PHASE] = lambda wav: codec.decode_with_phase(codec.encode(wav, k), wav)
     scores = []
     for variant, decode in decoders.items():
-        rows = []
+        rows, outputs = [], []
         for ref in refs:
             wav = ref.to(next(codec.parameters()).device)[None, None]
-            rows.append(measure(ref, decode(wav)[0, 0, : ref.shape[-1]].float().cpu()))
+            outputs.append(decode(wav)[0, 0, : ref.shape[-1]].float().cpu())
+            rows.append(measure(ref, outputs[-1]))
             if progress:
                 progress()
 
-        def mean(key: str, rows: list[dict] = rows) -> float | None:
-            values = [row[key] for row in rows if row[key] is not None]
-            return float(np.mean(values)) if values else None
+        mean = partial(_mean, rows)
 
         scores.append(CodecScore(
             codebooks=k if variant == INPUT_PHASE else codec.num_codebooks, items=len(rows),
             kbps=codec.config.bitrate(k) / 1000 if variant == INPUT_PHASE else None,
             pesq_wb=mean("pesq_wb"), stoi=mean("stoi"), mel_distance=mean("mel_distance"),
             stft_distance=mean("stft_distance"), si_sdr=mean("si_sdr"), perplexity=[], used_fraction=[],
-            dnsmos=mean("dnsmos"), speaker_similarity=mean("speaker_similarity"), variant=variant))
+            wer=wer_of(outputs), reference_wer=reference_wer, dnsmos=mean("dnsmos"),
+            reference_dnsmos=None, speaker_similarity=mean("speaker_similarity"), variant=variant))
     return scores
 
 
