@@ -241,7 +241,8 @@ def score_table(scores: list[CodecScore]) -> list[str]:
         codes = s.variant == CODES
         wer = f" {s.wer:.1f} |" if s.wer is not None else " - |"
         sim = f" {s.speaker_similarity:.3f} |" if s.speaker_similarity is not None else " - |"
-        lines.append(f"| {s.label} | {f'{s.kbps:g}' if codes else '-'} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
+        kbps = f"{s.kbps:g}" if s.kbps is not None else "-"
+        lines.append(f"| {s.label} | {kbps} | {pesq} | {stoi} | {s.mel_distance:.3f} | "
                      f"{s.stft_distance:.3f} | {s.si_sdr:.1f} | {f'{np.mean(s.perplexity):.0f}' if codes else '-'} |"
                      + (wer if with_wer else "") + (f" {s.dnsmos:.2f} |" if with_mos else "")
                      + (sim if with_sim else ""))
