@@ -79,11 +79,14 @@ class RaceSettings:
     max_steps: int = 0  # also stop after this many steps (0 = the budget alone); for tests
 
 
-def our_name(decoder: str) -> str:
-    """Our row's name: the recipe decides the decoder."""
-    if decoder == "istft":
+def architecture_name(key: str, settings: RaceSettings) -> str:
+    """A row's name; ours says which decoder the recipe gives it."""
+    from ..training.recipe import load_recipe_dict
+
+    recipe = load_recipe_dict("codec-tiny" if settings.tiny else settings.recipe)
+    if key == "sonorant" and recipe.get("model", {}).get("decoder") == "istft":
         return "Sonorant (causal SEANet encoder, EMA RVQ, istft decoder)"
-    return ARCHITECTURES["sonorant"]
+    return ARCHITECTURES[key]
 
 
 def build_codec(key: str, settings: RaceSettings):
@@ -153,8 +156,8 @@ def train_and_score(key: str, settings: RaceSettings, out_dir: Path) -> TrainedC
     from ..training.distributed import joined
     from ..training.trainer import Trainer, set_threads
 
+    row = TrainedCodec(key, architecture_name(key, settings))
     module, recipe = build_codec(key, settings)
-    row = TrainedCodec(key, ARCHITECTURES[key] if module is not None else our_name(recipe.model.decoder))
     set_threads(recipe.train.threads)
     torch.manual_seed(recipe.train.seed)
     generator = torch.Generator().manual_seed(recipe.train.seed)
@@ -186,8 +189,7 @@ def bench_codec_train(settings: RaceSettings, out_dir: str | Path, keys: list[st
         if key not in ARCHITECTURES:
             raise SonorantError(f"unknown architecture {key!r}: choose from {', '.join(ARCHITECTURES)}")
         if progress:
-            name = ARCHITECTURES[key] if key != "sonorant" else our_name(build_codec(key, settings)[1].model.decoder)
-            progress(f"training {name} for {settings.budget_minutes:g} min")
+            progress(f"training {architecture_name(key, settings)} for {settings.budget_minutes:g} min")
         rows.append(_run_one(key, settings, out_dir / key, venv))
         if progress:
             progress(_summary(rows[-1]))

@@ -142,7 +142,7 @@ def _mean(rows: list[dict], key: str) -> float | None:
 def _ceilings(codec: Codec, refs: list[torch.Tensor], k: int, measure, wer_of, reference_wer: float | None,
               progress) -> list[CodecScore]:
     """The latent row and, for an istft decoder, the input-phase row at `k` codebooks (offline decoding)."""
-    decoders = {LATENT: lambda wav: codec.autoencode(wav)}
+    decoders = {LATENT: codec.autoencode}
     if isinstance(codec.decoder, FrameDecoder):
         decoders[INPUT_PHASE] = lambda wav: codec.decode_with_phase(codec.encode(wav, k), wav)
     scores = []
