@@ -36,10 +36,14 @@ class QuantizerConfig:
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """A causal SEANet/DAC-style codec. Defaults: 16 kHz mono, hop 320 (50 Hz), 8 x 1024 codes = 4 kbps."""
+    """A causal codec. Defaults: SEANet/DAC-style, 16 kHz mono, hop 320 (50 Hz), 8 x 1024 codes = 4 kbps."""
 
     sample_rate: int = 16000
+    # "seanet": strided convs down from the sample rate (width encoder_dim, doubling per stride); "spectral":
+    # the decoder's framing's spectra and causal ConvNeXt blocks at the frame rate (`spectral_encoder.py`).
+    encoder: str = "seanet"
     encoder_dim: int = 16
+    encoder_blocks: int = 8  # spectral encoder: ConvNeXt blocks of width encoder_dim
     decoder_dim: int = 192
     latent_dim: int = 64
     strides: tuple[int, ...] = (2, 4, 5, 8)
@@ -58,6 +62,8 @@ class CodecConfig:
     def __post_init__(self) -> None:
         if self.activation not in ("snake", "elu"):
             raise ValueError(f"activation must be 'snake' or 'elu', not {self.activation!r}")
+        if self.encoder not in ("seanet", "spectral"):
+            raise ValueError(f"encoder must be 'seanet' or 'spectral', not {self.encoder!r}")
         if self.decoder not in ("seanet", "istft"):
             raise ValueError(f"decoder must be 'seanet' or 'istft', not {self.decoder!r}")
 

@@ -16,6 +16,7 @@ from .config import CodecConfig
 from .istft_decoder import FrameDecoder, FrameSpectrum, frame_spectra
 from .quantizer import ResidualQuantizer
 from .seanet import Decoder, Encoder
+from .spectral_encoder import SpectralEncoder
 from .streaming import StreamingModule, StreamState
 from .usage import CodebookUsage, codebook_usage
 
@@ -23,6 +24,9 @@ KIND = "codec"
 EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
 # Config keys and weights that do not shape the tokens: the decoder's, and the phonetic head's (training only).
 NOT_TOKENS = ("decoder", "decoder_dim", "decoder_blocks", "phonetic_classes")
+# Config keys added after token spaces were named: left out of the fingerprint at these values, which the
+# codecs named before them had, so their names stay.
+LATER_KEYS = {"encoder": "seanet", "encoder_blocks": 8}
 
 
 @dataclass
@@ -59,7 +63,7 @@ class Codec(StreamingModule):
     def __init__(self, config: CodecConfig | None = None) -> None:
         super().__init__()
         self.config = config or CodecConfig()
-        self.encoder = Encoder(self.config)
+        self.encoder = SpectralEncoder(self.config) if self.config.encoder == "spectral" else Encoder(self.config)
         self.quantizer = ResidualQuantizer(self.config.latent_dim, self.config.quantizer)
         self.decoder = FrameDecoder(self.config) if self.config.decoder == "istft" else Decoder(self.config)
         classes = self.config.phonetic_classes
@@ -90,7 +94,8 @@ class Codec(StreamingModule):
     def fingerprint(self) -> str:
         """16 hex digits naming the token space: the config and weights of encoder and quantizer. Token files,
         shards, saved voices and LMs record it; a decoder retrained for the same tokens keeps it."""
-        config = {k: v for k, v in self.config.to_dict().items() if k not in NOT_TOKENS}
+        config = {k: v for k, v in self.config.to_dict().items()
+                  if k not in NOT_TOKENS and LATER_KEYS.get(k, object()) != v}
         state = {k: v for k, v in self.release_state().items() if not k.startswith(("decoder.", "phonetic."))}
         return release_fingerprint(config, state)
 

@@ -83,10 +83,11 @@ def architecture_name(key: str, settings: RaceSettings) -> str:
     """A row's name; ours says which decoder the recipe gives it."""
     from ..training.recipe import load_recipe_dict
 
-    recipe = load_recipe_dict("codec-tiny" if settings.tiny else settings.recipe)
-    if key == "sonorant" and recipe.get("model", {}).get("decoder") == "istft":
-        return "Sonorant (causal SEANet encoder, EMA RVQ, istft decoder)"
-    return ARCHITECTURES[key]
+    model = load_recipe_dict("codec-tiny" if settings.tiny else settings.recipe).get("model", {})
+    if key != "sonorant" or model.get("decoder") != "istft":
+        return ARCHITECTURES[key]
+    encoder = "spectral encoder" if model.get("encoder") == "spectral" else "causal SEANet encoder"
+    return f"Sonorant ({encoder}, EMA RVQ, istft decoder)"
 
 
 def build_codec(key: str, settings: RaceSettings):
@@ -98,7 +99,10 @@ def build_codec(key: str, settings: RaceSettings):
                  "valid_every": 10**9, "checkpoint_every": 10**9, "sample_every": 10**9}
     if settings.threads:
         overrides["threads"] = settings.threads
-    recipe = codec_recipe(load_recipe_dict("codec-tiny" if settings.tiny else settings.recipe), overrides)
+    data = load_recipe_dict("codec-tiny" if settings.tiny else settings.recipe)
+    # Every architecture trains on the same losses: ours without the phonetic head (it needs alignments).
+    data.setdefault("model", {})["phonetic_classes"] = 0
+    recipe = codec_recipe(data, overrides)
     q = recipe.model.quantizer
     size = dict(width=4, decoder_width=32, lstm=0) if settings.tiny else {}
     config = PeerConfig(sample_rate=recipe.model.sample_rate, num_codebooks=q.num_codebooks,

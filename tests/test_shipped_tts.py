@@ -10,6 +10,7 @@ import soundfile as sf
 import tomllib
 import torch
 
+from sonorant.codec import Codec
 from sonorant.core.paths import default_model_dir
 from sonorant.lm import Conditioning, LMBatch
 from sonorant.lm.batch import pointer_from_durations
@@ -47,8 +48,9 @@ def test_the_bundle_is_release_files_within_80_mb_and_all_package_data():
     shipped = [p.relative_to(root).as_posix() for p in files if p.suffix in (".json", ".safetensors", ".wav", ".txt")]
     assert all(any(fnmatch.fnmatch(name, pattern.replace("**/", "*")) or fnmatch.fnmatch(name, pattern)
                    for pattern in patterns) for name in shipped)
-    assert lm_codec_fingerprint(paths.lm) == json.loads((paths.lm / "config.json").read_text())["extra"]["codec"][
-        "fingerprint"]
+    recorded = json.loads((paths.lm / "config.json").read_text())["extra"]["codec"]["fingerprint"]
+    assert lm_codec_fingerprint(paths.lm) == recorded
+    assert Codec.from_pretrained(paths.codec).fingerprint == recorded  # config keys added since keep its name
     # the codec's phonetic head ships with its classes, so `eval codec --alignments` can score the bundle's codec
     phonetic = json.loads((paths.codec / "config.json").read_text()).get("phonetic_classes", 0)
     assert (paths.codec / "frontend.json").is_file() == bool(phonetic)

@@ -1,4 +1,4 @@
-"""Streaming equals offline; the codec is causal (with either decoder)."""
+"""Streaming equals offline; the codec is causal (with every encoder and decoder)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import torch
 from sonorant.codec import Codec, CodecConfig, QuantizerConfig
 
 
-@pytest.fixture(scope="module", params=["seanet", "istft"])
+@pytest.fixture(scope="module", params=[("seanet", "seanet"), ("seanet", "istft"), ("spectral", "istft")],
+                ids=lambda p: "-".join(p))
 def codec(request) -> Codec:
     # k-means init would leave the untrained codebooks at zero; random codebooks make codes matter
     torch.manual_seed(0)
-    return Codec(CodecConfig(decoder=request.param, quantizer=QuantizerConfig(kmeans_init=False))).eval()
+    encoder, decoder = request.param
+    return Codec(CodecConfig(encoder=encoder, decoder=decoder, quantizer=QuantizerConfig(kmeans_init=False))).eval()
 
 
 def _stream_encode(codec: Codec, wav: torch.Tensor, chunk: int) -> torch.Tensor:
