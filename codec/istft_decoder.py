@@ -85,29 +85,36 @@ class ConvNeXtBlock(nn.Module):
         return x + y.transpose(1, 2)
 
 
-class FrameDecoder(StreamingModule):
+class ConvNeXtStack(StreamingModule):
+    """The frame-rate trunk the istft decoder and the spectral encoder share: a causal conv embedding,
+    LayerNorm, causal ConvNeXt blocks, LayerNorm. [B, C_in, T] -> [B, T, dim]."""
+
+    def _build_stack(self, in_channels: int, dim: int, blocks: int, kernel_size: int) -> None:
+        self.embed = CausalConv1d(in_channels, dim, kernel_size)
+        self.norm_in = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList(ConvNeXtBlock(dim, 3 * dim, kernel_size, 1.0 / blocks) for _ in range(blocks))
+        self.norm_out = nn.LayerNorm(dim)
+
+    def stack(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm_in(self.embed(x).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm_out(x.transpose(1, 2))
+
+
+class FrameDecoder(ConvNeXtStack):
     """Latent [B, latent_dim, T] -> waveform [B, 1, T * hop] (and the spectra it was made from)."""
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         dim, self.hop = config.decoder_dim, config.hop_length
         self.bins = self.hop + 1
-        self.embed = CausalConv1d(config.latent_dim, dim, config.kernel_size)
-        self.norm_in = nn.LayerNorm(dim)
-        self.blocks = nn.ModuleList(
-            ConvNeXtBlock(dim, 3 * dim, config.kernel_size, 1.0 / config.decoder_blocks)
-            for _ in range(config.decoder_blocks)
-        )
-        self.norm_out = nn.LayerNorm(dim)
+        self._build_stack(config.latent_dim, dim, config.decoder_blocks, config.kernel_size)
         self.head = nn.Linear(dim, 3 * self.bins)
         self.register_buffer("window", analysis_window(self.hop), persistent=False)
 
     def spectrum(self, latent: torch.Tensor) -> FrameSpectrum:
-        x = self.embed(latent)
-        x = self.norm_in(x.transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x)
-        out = self.head(self.norm_out(x.transpose(1, 2)))  # [B, T, 3F]
+        out = self.head(self.stack(latent))  # [B, T, 3F]
         log_amplitude, real, imag = out.split(self.bins, dim=-1)
         return FrameSpectrum(log_amplitude.clamp(max=MAX_LOG_AMPLITUDE), real, imag)
 

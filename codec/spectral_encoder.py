@@ -16,9 +16,7 @@ import torch
 from torch import nn
 
 from .config import CodecConfig
-from .conv import CausalConv1d
-from .istft_decoder import ConvNeXtBlock, frame_spectra
-from .streaming import StreamingModule
+from .istft_decoder import ConvNeXtStack, frame_spectra
 
 COMPRESSION = 0.3  # |X|^0.3: the compressed complex spectrum's exponent
 FLOOR = 1e-5  # amplitude floor of the log (about -100 dB)
@@ -31,25 +29,19 @@ class HistoryState:
 
 def spectral_features(spectra: torch.Tensor) -> torch.Tensor:
     """Complex spectra [B, T, F] -> features [B, 3F, T]: log-amplitude, compressed real and imaginary parts."""
-    amplitude = spectra.abs()
-    compressed = spectra * (amplitude + FLOOR).pow(COMPRESSION - 1.0)
-    features = torch.cat([(amplitude + FLOOR).log(), compressed.real, compressed.imag], dim=-1)
+    amplitude = spectra.abs() + FLOOR
+    compressed = spectra * amplitude.pow(COMPRESSION - 1.0)
+    features = torch.cat([amplitude.log(), compressed.real, compressed.imag], dim=-1)
     return features.transpose(1, 2)
 
 
-class SpectralEncoder(StreamingModule):
+class SpectralEncoder(ConvNeXtStack):
     """Waveform [B, 1, N] (N a multiple of the hop) -> latent [B, latent_dim, N / hop]."""
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         dim, self.hop = config.encoder_dim, config.hop_length
-        self.embed = CausalConv1d(3 * (self.hop + 1), dim, config.kernel_size)
-        self.norm_in = nn.LayerNorm(dim)
-        self.blocks = nn.ModuleList(
-            ConvNeXtBlock(dim, 3 * dim, config.kernel_size, 1.0 / config.encoder_blocks)
-            for _ in range(config.encoder_blocks)
-        )
-        self.norm_out = nn.LayerNorm(dim)
+        self._build_stack(3 * (self.hop + 1), dim, config.encoder_blocks, config.kernel_size)
         self.project = nn.Linear(dim, config.latent_dim)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -60,11 +52,7 @@ class SpectralEncoder(StreamingModule):
             spectra = frame_spectra(wav, self.hop)[:, 1:]
         else:
             spectra = frame_spectra(wav, self.hop)
-        x = self.embed(spectral_features(spectra))
-        x = self.norm_in(x.transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x)
-        return self.project(self.norm_out(x.transpose(1, 2))).transpose(1, 2)
+        return self.project(self.stack(spectral_features(spectra))).transpose(1, 2)
 
     def _init_streaming_state(self, batch_size: int) -> HistoryState:
         weight = self.project.weight

@@ -80,7 +80,7 @@ class RaceSettings:
 
 
 def architecture_name(key: str, settings: RaceSettings) -> str:
-    """A row's name; ours says which decoder the recipe gives it."""
+    """A row's name; ours says which encoder and decoder the recipe gives it."""
     from ..training.recipe import load_recipe_dict
 
     model = load_recipe_dict("codec-tiny" if settings.tiny else settings.recipe).get("model", {})
