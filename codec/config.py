@@ -54,10 +54,6 @@ class CodecConfig:
     # predict amplitude and phase spectra, then an inverse STFT (`istft_decoder.py`).
     decoder: str = "seanet"
     decoder_blocks: int = 8  # istft decoder: ConvNeXt blocks of width decoder_dim
-    # The istft decoder's phase: "frame", predicted afresh in every frame; "carried", each bin's phase carried
-    # from the frame before by a damped, turning phasor whose turn and damping the decoder predicts
-    # (`istft_decoder.py`).
-    decoder_phase: str = "frame"
     # Classes of a frame-level phoneme head on the first quantizer level (0 = none): trained on the
     # aligner's durations, it makes codebook 0 carry the phonetic content (`data/frame_labels.py`).
     phonetic_classes: int = 0
@@ -70,8 +66,6 @@ class CodecConfig:
             raise ValueError(f"encoder must be 'seanet' or 'spectral', not {self.encoder!r}")
         if self.decoder not in ("seanet", "istft"):
             raise ValueError(f"decoder must be 'seanet' or 'istft', not {self.decoder!r}")
-        if self.decoder_phase not in ("frame", "carried"):
-            raise ValueError(f"decoder_phase must be 'frame' or 'carried', not {self.decoder_phase!r}")
 
     @property
     def hop_length(self) -> int:

@@ -10,15 +10,7 @@ one frame later: streaming carries frame r's second half (`OverlapState`) and th
 first frame's share, exactly what streaming's flush returns.
 
 Phase is predicted as in APNet: two parallel outputs (a real and an imaginary part) whose angle is the
-phase, so the head never has to regress a wrapped quantity. With `decoder_phase: frame` that is the phase of
-each frame, predicted afresh. But a steady sinusoid of angular frequency w turns every bin of its frames by
-w * hop from one frame to the next (pi * k at bin k's centre frequency), and the trunk, which sees no frame
-index, turns a steady latent into a steady prediction: a phase predicted afresh can only play tones whose
-frames repeat, at multiples of the frame rate. With `decoder_phase: carried` the phase direction is a phasor
-carried from frame to frame, u_t = g_t * exp(i * (pi * k + d_t)) * u_(t-1) + p_t, with damping g in (0, 1), turn
-d in (-pi, pi) and drive p predicted per frame and bin: a steady prediction settles on a phasor turning at a
-steady rate, which is a steady tone at any frequency, and a large drive with small damping sets the phase
-afresh (an onset). Streaming carries each bin's phasor.
+phase, so the head never has to regress a wrapped quantity.
 """
 
 from __future__ import annotations
@@ -33,7 +25,6 @@ from .config import CodecConfig
 from .conv import CausalConv1d
 from .streaming import StreamingModule
 
-CARRY_BLOCK = 8  # frames per block of the carried phase's scan (its weights are block^2 per bin and item)
 MAX_LOG_AMPLITUDE = 6.0  # e^6 ~ 400: far above any frame of audio in [-1, 1] (n_fft 640 sums 640 samples)
 
 
@@ -64,7 +55,6 @@ class FrameSpectrum:
 class OverlapState:
     batch_size: int
     pending: torch.Tensor | None = None  # [B, hop]: the second half of the last frame, None before the first
-    phasor: torch.Tensor | None = None  # [B, F] complex: the last frame's phasor ("carried" phase), None before
 
 
 def analysis_window(hop: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -120,45 +110,13 @@ class FrameDecoder(ConvNeXtStack):
         dim, self.hop = config.decoder_dim, config.hop_length
         self.bins = self.hop + 1
         self._build_stack(config.latent_dim, dim, config.decoder_blocks, config.kernel_size)
-        self.carried = config.decoder_phase == "carried"
-        self.head = nn.Linear(dim, (5 if self.carried else 3) * self.bins)
+        self.head = nn.Linear(dim, 3 * self.bins)
         self.register_buffer("window", analysis_window(self.hop), persistent=False)
 
-    def spectrum(self, latent: torch.Tensor, state: OverlapState | None = None) -> FrameSpectrum:
-        """The predicted spectra of the frames of `latent` [B, latent_dim, T]; `state` carries the phasors of a
-        stream (offline: none before the first frame)."""
-        out = self.head(self.stack(latent))  # [B, T, 3F or 5F]
-        if not self.carried:
-            log_amplitude, real, imag = out.split(self.bins, dim=-1)
-            return FrameSpectrum(log_amplitude.clamp(max=MAX_LOG_AMPLITUDE), real, imag)
-        log_amplitude, real, imag, damping, turn = out.split(self.bins, dim=-1)
-        log_carry = torch.complex(F.logsigmoid(damping), torch.pi * torch.tanh(turn))  # without the bin's own turn
-        phasors = self._carry(log_carry, torch.complex(real, imag), None if state is None else state.phasor)
-        if state is not None and phasors.shape[1]:
-            state.phasor = phasors[:, -1]
-        return FrameSpectrum(log_amplitude.clamp(max=MAX_LOG_AMPLITUDE), phasors.real, phasors.imag)
-
-    def _carry(self, log_carry: torch.Tensor, drive: torch.Tensor, phasor: torch.Tensor | None) -> torch.Tensor:
-        """u_t = exp(i pi k) * exp(log_carry_t) * u_(t-1) + drive_t over frames ([B, T, F] complex), from `phasor`
-        [B, F] (zero when None), in blocks of frames: within one, every u_t is a weighted sum of the block's
-        drives and the phasor before it (weights exp(sum of log_carry from s + 1 to t), s <= t, all at most 1)."""
-        outputs = []
-        sign = 1 - 2 * (torch.arange(self.bins, device=drive.device) % 2)  # exp(i pi k) per frame: (-1)^k
-        for start in range(0, drive.shape[1], CARRY_BLOCK):
-            log_c, d = log_carry[:, start:start + CARRY_BLOCK], drive[:, start:start + CARRY_BLOCK]
-            n = d.shape[1]
-            steps = torch.arange(n, device=d.device)
-            parity = sign ** steps[:, None]  # [n, F]: (-1)^(k t) within the block
-            total = log_c.cumsum(dim=1)  # [B, n, F]
-            gap = total[:, :, None] - total[:, None, :]  # [B, t, s, F]: the log weight of drive s in u_t
-            later = (steps[None, :] > steps[:, None])[None, :, :, None]  # s > t: no weight
-            weight = torch.polar(gap.real.masked_fill(later, float("-inf")).exp(), gap.imag)
-            u = torch.einsum("btsf,bsf->btf", weight, d * parity) * parity
-            if phasor is not None:
-                u = u + (total.exp() * parity * sign) * phasor[:, None]
-            phasor = u[:, -1]
-            outputs.append(u)
-        return torch.cat(outputs, dim=1) if outputs else drive
+    def spectrum(self, latent: torch.Tensor) -> FrameSpectrum:
+        out = self.head(self.stack(latent))  # [B, T, 3F]
+        log_amplitude, real, imag = out.split(self.bins, dim=-1)
+        return FrameSpectrum(log_amplitude.clamp(max=MAX_LOG_AMPLITUDE), real, imag)
 
     def frames(self, spectrum: FrameSpectrum) -> torch.Tensor:
         """Spectra -> windowed time frames [B, T, 2 hop]."""
@@ -166,9 +124,9 @@ class FrameDecoder(ConvNeXtStack):
 
     def synthesize(self, latent: torch.Tensor) -> tuple[torch.Tensor, FrameSpectrum]:
         """Offline: audio [B, 1, T * hop] and the predicted spectra (training reads both)."""
-        state: OverlapState | None = self._streaming_state
-        spectrum = self.spectrum(latent, state)
+        spectrum = self.spectrum(latent)
         frames = self.frames(spectrum)
+        state: OverlapState | None = self._streaming_state
         if state is not None:
             return self._stream(frames, state), spectrum
         return self.overlap_add(frames), spectrum

@@ -6,8 +6,7 @@ import math
 
 import torch
 
-from sonorant.codec import CodecConfig
-from sonorant.codec.istft_decoder import FrameDecoder, FrameSpectrum, analysis_window, frame_spectra
+from sonorant.codec.istft_decoder import FrameSpectrum, analysis_window, frame_spectra
 from sonorant.codec.losses import anti_wrapped, level_loss, phase_losses, spectral_losses
 
 HOP = 320
@@ -51,32 +50,3 @@ def test_level_loss_sees_a_quieter_output():
     wav = 0.3 * torch.randn(2, 1, 4000)
     assert float(level_loss(wav, wav)) < 1e-6
     assert math.isclose(float(level_loss(wav / math.e, wav)), 1.0, rel_tol=1e-3)
-
-
-def test_a_carried_phase_plays_a_steady_tone_between_bins():
-    """The carried phase turns each bin by the predicted rate: one frame of a 310 Hz tone's spectrum as drive,
-    then no drive, a turn of 310 Hz per hop and no damping, and the decoder plays that tone on (310 Hz lies
-    between bins 12 and 13; a phase predicted afresh in every frame could not hold it)."""
-    config = CodecConfig(decoder="istft", decoder_dim=16, decoder_blocks=1, decoder_phase="carried")
-    decoder = FrameDecoder(config).eval()
-    frames, hz, sample_rate = 30, 310.0, 16000
-    n = torch.arange((frames + 2) * HOP, dtype=torch.float64)
-    tone = 0.5 * torch.cos(2 * math.pi * hz * n / sample_rate + 0.7)
-    first = frame_spectra(tone[None, None], HOP)[0, 1]  # the tone's samples -hop..hop in the decoder's frame 0
-    turn = 2 * math.pi * hz * HOP / sample_rate - math.pi * torch.arange(decoder.bins)  # minus each bin's own
-    turn = torch.remainder(turn + math.pi, 2 * math.pi) - math.pi
-
-    def head(drive: torch.Tensor) -> None:
-        decoder.head.bias.copy_(torch.cat([first.abs().clamp(min=1e-9).log(), drive.real, drive.imag,
-                                           torch.full((decoder.bins,), 30.0), torch.atanh(turn / math.pi)]))
-
-    with torch.no_grad():
-        decoder.head.weight.zero_()
-        with decoder.streaming(1):
-            head(first)
-            audio = [decoder(torch.zeros(1, config.latent_dim, 1))]
-            head(torch.zeros_like(first))
-            audio.append(decoder(torch.zeros(1, config.latent_dim, frames)))
-    audio = torch.cat(audio, dim=-1)[0, 0].double()
-    assert audio.shape[-1] == frames * HOP  # the first frame's hop waits for the second
-    assert (audio - tone[HOP:(frames + 1) * HOP]).abs().max() < 1e-3
