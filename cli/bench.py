@@ -185,6 +185,9 @@ def codec_train(
     recipe: str = typer.Option("codec-16k", "--config", help="Codec recipe whose losses, batch, optimiser and "
                                                              "bitrate every architecture trains with."),
     max_items: int = typer.Option(12, "--max-items", min=1, help="Held-out clips per group."),
+    max_steps: int = typer.Option(0, "--max-steps", min=0, help="Also stop after this many steps, with the budget's "
+                                                                "learning rate: an A/B at equal steps against an "
+                                                                "earlier row (0 = the budget alone)."),
     tiny: bool = typer.Option(False, "--tiny", help="Small versions of every architecture (quick checks)."),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = the recipe's)."),
@@ -202,7 +205,7 @@ def codec_train(
     if not manifest.is_file():
         raise SonorantError(f"{manifest}: no such manifest (the held-out audio); pass --manifest")
     settings = RaceSettings(str(data), str(manifest), budget_minutes, recipe, tiny, max_items, device=device,
-                            threads=threads)
+                            threads=threads, max_steps=max_steps)
     rows = bench_codec_train(settings, out, arch or None, default_venv(), progress=lambda line: print(line, flush=True))
     table = race_table(rows, budget_minutes)
     print(table)

@@ -76,7 +76,9 @@ class RaceSettings:
     max_seconds: float = 8.0  # per held-out clip
     device: str = "cpu"
     threads: int = 0
-    max_steps: int = 0  # also stop after this many steps (0 = the budget alone); for tests
+    # Also stop after this many steps (0 = the budget alone). The learning-rate schedule stays the budget's, so
+    # a run stopped here equals, step for step, a row of the same recipe that the budget stopped there.
+    max_steps: int = 0
 
 
 def architecture_name(key: str, settings: RaceSettings) -> str:
@@ -95,7 +97,7 @@ def build_codec(key: str, settings: RaceSettings):
     from ..training.recipe import codec_recipe, load_recipe_dict
     from .peer_codecs import DacStyle, EncodecStyle, PeerConfig
 
-    overrides = {"max_minutes": settings.budget_minutes, "max_steps": settings.max_steps or 10**7, "log_every": 10,
+    overrides = {"max_minutes": settings.budget_minutes, "max_steps": 10**7, "log_every": 10,
                  "valid_every": 10**9, "checkpoint_every": 10**9, "sample_every": 10**9}
     if settings.threads:
         overrides["threads"] = settings.threads
@@ -176,7 +178,7 @@ def train_and_score(key: str, settings: RaceSettings, out_dir: Path) -> TrainedC
         row.kbps = bitrate / 1000
         trainer = Trainer(task, recipe.train, out_dir, world, generator, sample_rate=codec.sample_rate, quiet=True)
         start = time.perf_counter()
-        trainer.fit()
+        trainer.fit(settings.max_steps or None)
         row.train_minutes = (time.perf_counter() - start) / 60
         row.steps = trainer.step
         row.seconds_per_step = 60 * row.train_minutes / max(trainer.step, 1)
