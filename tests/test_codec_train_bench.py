@@ -78,6 +78,11 @@ def test_each_architecture_learns_under_our_trainer(key, three_domains, tmp_path
                             tiny=True, max_items=2, max_steps=40)  # 40 steps: a few seconds here
     row = train_and_score(key, settings, tmp_path / key)
     assert row.error is None and row.steps == 40
+    # stopped by the step count, not scheduled to it: the learning rate is still the budget run's (at its peak)
+    logged = [json.loads(line) for line in (tmp_path / key / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in logged if r["split"] == "train"][-1]
+    peak = codec_recipe(load_recipe_dict("codec-tiny")).train.lr
+    assert last["step"] == 40 and last["lr"] == pytest.approx(peak, rel=1e-3)
     after = np.mean([s.mel_distance for s in row.scores])
     assert after < row.untrained_mel_distance - 0.1
     groups = {s.group: s for s in row.scores}
