@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +47,17 @@ def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(character edits, reference characters) of the normalised texts, words joined by one space."""
     ref = " ".join(normalize_words(reference))
     return edit_distance(ref, " ".join(normalize_words(hypothesis))), len(ref)
+
+
+RUNAWAY_RATIO = 2.4  # Whisper's own limit on a transcript's compression ratio (its fallback's test)
+
+
+def runaway(hypothesis: str) -> bool:
+    """Whether a transcript repeats itself as Whisper does when its decoding loops ("very very very ..."): its
+    bytes compress more than Whisper's own threshold allows. Such a transcript is the ASR's failure, and its
+    insertions can outweigh every other case's errors."""
+    data = hypothesis.encode()
+    return bool(data) and len(data) / len(zlib.compress(data)) > RUNAWAY_RATIO
 
 
 def _model_dir() -> Path:

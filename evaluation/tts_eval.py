@@ -23,7 +23,7 @@ from ..core.errors import SonorantError
 from ..core.jsonl import read_jsonl, relative_to_file
 from ..data.manifest import of_speakers, read_manifest
 from . import metrics as M
-from .asr import char_errors, word_errors
+from .asr import char_errors, runaway, word_errors
 
 MODES = ("transcript", "reference")
 RECORDINGS = ("ground truth", "codec round trip")  # rows scored on the reference recordings, not generated
@@ -255,6 +255,11 @@ def tts_table(result: dict) -> list[str]:
                      "naturalness MOS.")
     if result.get("different_speakers_similarity") is not None:
         lines.append(f"\nSIM between the prompts of different speakers: {result['different_speakers_similarity']:.3f}")
+    looped = [str(row["case"]) for row in result.get("items", []) if runaway(row["hypothesis"])]
+    if looped:
+        lines.append(f"\nWhisper looped on {len(looped)} of {len(result['items'])} generations (a transcript that "
+                     f"repeats itself past Whisper's own compression-ratio limit): case {', '.join(looped)}. Their "
+                     "insertions count in the WER above.")
     return lines
 
 

@@ -206,3 +206,20 @@ def test_eval_codec_ceilings_locate_the_loss(tiny_config, tmp_path):
     assert "| latent, no quantizer | - |" in table and "| 2, input's phase |" in table
     seanet = Codec(tiny_config).eval()  # no phase of its own: the latent row alone
     assert [s.variant for s in evaluate_codec(seanet, tmp_path / "m.jsonl", [1], ceilings=True)] == ["codes", LATENT]
+
+
+def test_a_looping_transcript_is_named_in_the_tts_report():
+    """Whisper sometimes loops on a generation; the report names those cases (their insertions dominate a WER)."""
+    from sonorant.evaluation.asr import runaway
+    from sonorant.evaluation.tts_eval import tts_table
+
+    loop = "As the bassist grew more and more and he breathed " + "very " * 60
+    assert runaway(loop)
+    assert not runaway("As the basses grew more and more inebriated, two of them fell asleep.")
+    assert not runaway("")
+    score = {"system": "transcript", "cases": 2, "wer": 120.0, "cer": 80.0, "similarity": 0.7, "stopped": 1.0,
+             "duration_ratio": 1.0, "rtf": 0.5, "first_audio_s": 0.2}
+    items = [{"case": "000017", "hypothesis": loop}, {"case": "000018", "hypothesis": "Wedding rings."}]
+    lines = "\n".join(tts_table({"scores": [score], "items": items}))
+    assert "Whisper looped on 1 of 2 generations" in lines and "case 000017." in lines and "000018" not in lines
+    assert "looped" not in "\n".join(tts_table({"scores": [score], "items": items[1:]}))
