@@ -257,9 +257,10 @@ def tts_table(result: dict) -> list[str]:
         lines.append(f"\nSIM between the prompts of different speakers: {result['different_speakers_similarity']:.3f}")
     looped = [str(row["case"]) for row in result.get("items", []) if runaway(row["hypothesis"])]
     if looped:
+        label = "cases" if len(looped) > 1 else "case"
         lines.append(f"\nWhisper looped on {len(looped)} of {len(result['items'])} generations (a transcript that "
-                     f"repeats itself past Whisper's own compression-ratio limit): case {', '.join(looped)}. Their "
-                     "insertions count in the WER above.")
+                     f"repeats itself past Whisper's own compression-ratio limit): {label} {', '.join(looped)}. "
+                     "Their insertions count in the WER above.")
     return lines
 
 
