@@ -200,6 +200,10 @@ def generate(
     per_domain: int = typer.Option(100, "--tagger-per-domain", min=10, help="Items per domain for its domain head."),
     self_check: bool = typer.Option(False, "--self-check", help="Score the ground truth in place of generations "
                                                                   "(no model): what the estimators get right."),
+    codec_dir: Path = typer.Option(None, "--codec", help="With --self-check: also score the renders through this "
+                                                         "codec release (at --codebooks): what any LM speaking "
+                                                         "through it can reach."),
+    codebooks: int = typer.Option(4, "--codebooks", min=1, help="Codebooks of --codec's round trip."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Caption adherence of generated music and sound: tempo, key, drums, instrument family and pitch
@@ -218,6 +222,20 @@ def generate(
 
     items, root = read_items(manifest)
     make = through_codec = model_name = None
+    if codec_dir is not None:
+        if not self_check:
+            raise SonorantError("--codec is for --self-check: a model's own codec is the one its renders go through")
+        from ..codec.pretrained import load_codec
+
+        codec = load_codec(codec_dir, device)
+        if codec.sample_rate != RATE:
+            raise SonorantError(f"the evaluation runs at {RATE} Hz; {codec_dir} makes {codec.sample_rate} Hz")
+        if not 1 <= codebooks <= codec.num_codebooks:
+            raise SonorantError(f"--codebooks must be between 1 and {codec.num_codebooks} for {codec_dir}")
+        model_name = str(codec_dir)
+
+        def through_codec(audio):
+            return roundtrip_audio(codec, torch.from_numpy(audio), codebooks).numpy()
     if not self_check:
         bundle = resolve_bundle(model, captions=True)
         synth = Synthesizer.from_pretrained(model, device=device, captions=True)

@@ -54,6 +54,9 @@ class CodecConfig:
     # predict amplitude and phase spectra, then an inverse STFT (`istft_decoder.py`).
     decoder: str = "seanet"
     decoder_blocks: int = 8  # istft decoder: ConvNeXt blocks of width decoder_dim
+    # The istft decoder's phase: "predicted" by its head in every frame, or "locked": made from the predicted
+    # amplitudes by a phase-locked vocoder, so that a steady tone keeps its pitch (`phase_lock.py`).
+    decoder_phase: str = "predicted"
     # Classes of a frame-level phoneme head on the first quantizer level (0 = none): trained on the
     # aligner's durations, it makes codebook 0 carry the phonetic content (`data/frame_labels.py`).
     phonetic_classes: int = 0
@@ -66,6 +69,8 @@ class CodecConfig:
             raise ValueError(f"encoder must be 'seanet' or 'spectral', not {self.encoder!r}")
         if self.decoder not in ("seanet", "istft"):
             raise ValueError(f"decoder must be 'seanet' or 'istft', not {self.decoder!r}")
+        if self.decoder_phase not in ("predicted", "locked"):
+            raise ValueError(f"decoder_phase must be 'predicted' or 'locked', not {self.decoder_phase!r}")
 
     @property
     def hop_length(self) -> int:

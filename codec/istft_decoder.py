@@ -23,6 +23,7 @@ from torch import nn
 
 from .config import CodecConfig
 from .conv import CausalConv1d
+from .phase_lock import PhaseState, locked_phase
 from .streaming import StreamingModule
 
 MAX_LOG_AMPLITUDE = 6.0  # e^6 ~ 400: far above any frame of audio in [-1, 1] (n_fft 640 sums 640 samples)
@@ -55,6 +56,7 @@ class FrameSpectrum:
 class OverlapState:
     batch_size: int
     pending: torch.Tensor | None = None  # [B, hop]: the second half of the last frame, None before the first
+    phase: PhaseState | None = None  # decoder_phase "locked": each bin's accumulated phase, None before the first
 
 
 def analysis_window(hop: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -111,12 +113,21 @@ class FrameDecoder(ConvNeXtStack):
         self.bins = self.hop + 1
         self._build_stack(config.latent_dim, dim, config.decoder_blocks, config.kernel_size)
         self.head = nn.Linear(dim, 3 * self.bins)
+        self.locked = config.decoder_phase == "locked"
         self.register_buffer("window", analysis_window(self.hop), persistent=False)
 
-    def spectrum(self, latent: torch.Tensor) -> FrameSpectrum:
+    def spectrum(self, latent: torch.Tensor, state: OverlapState | None = None) -> FrameSpectrum:
+        """The predicted spectra; with a locked phase, `state` (streaming) carries it across calls."""
         out = self.head(self.stack(latent))  # [B, T, 3F]
         log_amplitude, real, imag = out.split(self.bins, dim=-1)
-        return FrameSpectrum(log_amplitude.clamp(max=MAX_LOG_AMPLITUDE), real, imag)
+        log_amplitude = log_amplitude.clamp(max=MAX_LOG_AMPLITUDE)
+        if self.locked and log_amplitude.shape[1] > 0:
+            phase, locked, carried = locked_phase(log_amplitude, torch.atan2(imag, real),
+                                                  state.phase if state is not None else None)
+            if state is not None:
+                state.phase = carried
+            real, imag = torch.where(locked, torch.cos(phase), real), torch.where(locked, torch.sin(phase), imag)
+        return FrameSpectrum(log_amplitude, real, imag)
 
     def frames(self, spectrum: FrameSpectrum) -> torch.Tensor:
         """Spectra -> windowed time frames [B, T, 2 hop]."""
@@ -124,9 +135,9 @@ class FrameDecoder(ConvNeXtStack):
 
     def synthesize(self, latent: torch.Tensor) -> tuple[torch.Tensor, FrameSpectrum]:
         """Offline: audio [B, 1, T * hop] and the predicted spectra (training reads both)."""
-        spectrum = self.spectrum(latent)
-        frames = self.frames(spectrum)
         state: OverlapState | None = self._streaming_state
+        spectrum = self.spectrum(latent, state)
+        frames = self.frames(spectrum)
         if state is not None:
             return self._stream(frames, state), spectrum
         return self.overlap_add(frames), spectrum
@@ -163,5 +174,5 @@ class FrameDecoder(ConvNeXtStack):
             raise RuntimeError("flush is for streaming")
         if state.pending is None:
             return self.window.new_zeros(state.batch_size, 1, 0)
-        pending, state.pending = state.pending, None
+        pending, state.pending, state.phase = state.pending, None, None
         return pending[:, None]

@@ -23,7 +23,7 @@ from .usage import CodebookUsage, codebook_usage
 KIND = "codec"
 EMA_SUM = "embed_avg"  # training state of the EMA codebooks, rebuilt on load
 # Config keys and weights that do not shape the tokens: the decoder's, and the phonetic head's (training only).
-NOT_TOKENS = ("decoder", "decoder_dim", "decoder_blocks", "phonetic_classes")
+NOT_TOKENS = ("decoder", "decoder_dim", "decoder_blocks", "decoder_phase", "phonetic_classes")
 # Config keys added after token spaces were named: left out of the fingerprint at these values, which the
 # codecs named before them had, so their names stay.
 LATER_KEYS = {"encoder": "seanet", "encoder_blocks": 8}

@@ -218,11 +218,16 @@ def test_eval_generate_reports_adherence_beside_both_baselines(tmp_path, cli, mo
     assert "tempo within 10 %" in (tmp_path / "rep" / "report.md").read_text()
     # The estimators' own check, no model, with the saved tagger (no renders): the ground truth scored as if
     # generated equals the ceiling.
+    # With --codec, the renders through that codec too: the ceiling of any LM that speaks through it.
     check = cli(["eval", "generate", "--manifest", corpus / "manifest.jsonl", "--report", "rep3", "--self-check",
                  "--pieces", "3", "--notes", "2", "--sounds", "1", "--seconds", "2",
-                 "--tagger", tmp_path / "rep" / "tagger.json"])
+                 "--tagger", tmp_path / "rep" / "tagger.json", "--codec", bundle / "codec", "--codebooks", "2"])
     assert check.returncode == 0, check.stderr
     assert json.loads((tmp_path / "rep3" / "tagger.json").read_text()) == json.loads(
         (tmp_path / "rep" / "tagger.json").read_text())
-    ceiling, same, _ = json.loads((tmp_path / "rep3" / "metrics.json").read_text())["agreements"]
+    ceiling, through, same, _ = json.loads((tmp_path / "rep3" / "metrics.json").read_text())["agreements"]
+    assert through["system"] == "renders through the codec (its ceiling)" and through["pieces"] == 3
     assert {k: v for k, v in same.items() if k != "system"} == {k: v for k, v in ceiling.items() if k != "system"}
+    misplaced = cli(["eval", "generate", "--manifest", corpus / "manifest.jsonl", "--report", "rep4", "--model", bundle,
+                     "--codec", bundle / "codec"])
+    assert misplaced.returncode == 2 and "--self-check" in misplaced.stderr

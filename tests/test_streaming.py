@@ -8,13 +8,15 @@ import torch
 from sonorant.codec import Codec, CodecConfig, QuantizerConfig
 
 
-@pytest.fixture(scope="module", params=[("seanet", "seanet"), ("seanet", "istft"), ("spectral", "istft")],
+@pytest.fixture(scope="module", params=[("seanet", "seanet", "predicted"), ("seanet", "istft", "predicted"),
+                                        ("spectral", "istft", "predicted"), ("seanet", "istft", "locked")],
                 ids=lambda p: "-".join(p))
 def codec(request) -> Codec:
     # k-means init would leave the untrained codebooks at zero; random codebooks make codes matter
     torch.manual_seed(0)
-    encoder, decoder = request.param
-    return Codec(CodecConfig(encoder=encoder, decoder=decoder, quantizer=QuantizerConfig(kmeans_init=False))).eval()
+    encoder, decoder, phase = request.param
+    return Codec(CodecConfig(encoder=encoder, decoder=decoder, decoder_phase=phase,
+                             quantizer=QuantizerConfig(kmeans_init=False))).eval()
 
 
 def _stream_encode(codec: Codec, wav: torch.Tensor, chunk: int) -> torch.Tensor:

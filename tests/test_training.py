@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import yaml
 from sonorant.codec import Codec
 from sonorant.codec.losses import MultiScaleMelLoss
 from sonorant.training.checkpoint import load_checkpoint
+from sonorant.training.recipe import codec_recipe
 from sonorant.training.run import export_run, train_codec
 
 from .conftest import run, tone
@@ -142,7 +144,8 @@ def test_export_of_a_non_run_fails(tmp_path, capsys):
 
 @pytest.mark.parametrize(("name", "frame_rate", "kbps", "latency_ms"), [
     ("codec-16k", 50.0, 4.0, 20.0), ("codec-16k-decoder", 50.0, 4.0, 40.0), ("codec-24k", 75.0, 6.0, 13.3),
-    ("codec-44k", 86.1, 7.75, 11.6), ("codec-16k-spectral", 50.0, 4.0, 40.0)])
+    ("codec-44k", 86.1, 7.75, 11.6), ("codec-16k-spectral", 50.0, 4.0, 40.0),
+    ("codec-16k-spectral-locked", 50.0, 4.0, 40.0)])
 def test_shipped_recipes_build(name, frame_rate, kbps, latency_ms):
     """Each shipped recipe builds the codec its comment promises, and that codec keeps a clip's length."""
     from sonorant.training.recipe import codec_recipe, load_recipe_dict
@@ -185,6 +188,25 @@ def test_new_decoder_for_a_frozen_token_space(corpus, tmp_path, tiny_codec):
     assert sizes[0] < sizes[1]
     with torch.no_grad():
         assert (half(wav).audio - trained(wav).audio).abs().max() < 1e-2
+
+
+def test_a_locked_phase_trains_from_a_predicted_release(corpus, tmp_path, tiny_codec):
+    """`decoder_phase: locked` trains on from an istft release with the same weights (only the phase it plays
+    differs), its phase losses on the bins left unlocked, and exports a release that says so."""
+    from sonorant.training.recipe import load_recipe_dict
+
+    data = load_recipe_dict("codec-tiny")
+    data["model"].update(decoder="istft", decoder_blocks=2)
+    data["train"].update(max_steps=1)
+    Codec(codec_recipe(data).model).save_pretrained(tmp_path / "init")
+    data["model"]["decoder_phase"] = "locked"
+    data["train"]["max_steps"] = 2
+    data["loss"] = {"complex_weight": 0.0}
+    config = tmp_path / "locked.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = train_codec(str(config), corpus, tmp_path / "run", init_from=tmp_path / "init", quiet=True)
+    assert all(math.isfinite(v) for k, v in result.metrics.items() if k in ("mel", "amplitude", "phase", "loss"))
+    assert Codec.from_pretrained(export_run(tmp_path / "run", tmp_path / "release")).config.decoder_phase == "locked"
 
 
 def test_frozen_parts_need_init_from(corpus, tmp_path, capsys):
