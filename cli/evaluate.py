@@ -265,7 +265,9 @@ def generate(
                                      through_codec=through_codec)
     out = write_generate_report(result, report, {"kind": "eval-generate", "meta": provenance(device),
                                                  "model": model_name, "manifests": [str(m) for m in manifest],
-                                                 "seed": seed, "seconds": seconds, "cfg": cfg})
+                                                 "seed": seed, "seconds": seconds, "cfg": cfg,
+                                                 "self_check": self_check,
+                                                 "codebooks": codebooks if codec_dir is not None else None})
     print((out / "report.md").read_text())
 
 
