@@ -183,7 +183,7 @@ def test_eval_codec_ceilings_locate_the_loss(tiny_config, tmp_path):
     wav = torch.from_numpy(tone(12 * hop / 16000, seed=4))[None, None]
     exact = frame_spectra(wav, hop)
 
-    def exact_amplitudes(latent):  # the input's amplitudes, a wrong (random) phase
+    def exact_amplitudes(latent, state=None):  # the input's amplitudes, a wrong (random) phase
         noise = torch.randn(exact.shape + (2,))
         return FrameSpectrum(exact.abs().clamp(min=1e-7).log(), noise[..., 0], noise[..., 1])
 
