@@ -222,6 +222,7 @@ def generate(
 
     items, root = read_items(manifest)
     make = through_codec = model_name = None
+    ceiling = None  # (codec, codebooks): the renders through it are scored too, the ceiling of an LM speaking it
     if codec_dir is not None:
         if not self_check:
             raise SonorantError("--codec is for --self-check: a model's own codec is the one its renders go through")
@@ -232,22 +233,20 @@ def generate(
             raise SonorantError(f"the evaluation runs at {RATE} Hz; {codec_dir} makes {codec.sample_rate} Hz")
         if not 1 <= codebooks <= codec.num_codebooks:
             raise SonorantError(f"--codebooks must be between 1 and {codec.num_codebooks} for {codec_dir}")
-        model_name = str(codec_dir)
-
-        def through_codec(audio):
-            return roundtrip_audio(codec, torch.from_numpy(audio), codebooks).numpy()
+        model_name, ceiling = str(codec_dir), (codec, codebooks)
     if not self_check:
         bundle = resolve_bundle(model, captions=True)
         synth = Synthesizer.from_pretrained(model, device=device, captions=True)
         if synth.sample_rate != RATE:
             raise SonorantError(f"the evaluation runs at {RATE} Hz; this model's codec makes {synth.sample_rate} Hz")
-        model_name = str(bundle.root)
+        model_name, ceiling = str(bundle.root), (synth.codec, synth.lm.num_codebooks)
 
         def make(caption: str, length: float, clip_seed: int):
             return generate_from_caption(synth, caption, length, cfg_scale=cfg, seed=clip_seed).samples.numpy()
 
-        def through_codec(audio):  # what the model's codec keeps of a clip, at the codebooks the LM speaks
-            return roundtrip_audio(synth.codec, torch.from_numpy(audio), synth.lm.num_codebooks).numpy()
+    if ceiling is not None:
+        def through_codec(audio):  # what the codec keeps of a clip, at the codebooks the LM speaks
+            return roundtrip_audio(ceiling[0], torch.from_numpy(audio), ceiling[1]).numpy()
 
     report.mkdir(parents=True, exist_ok=True)
     with Progress() as progress:

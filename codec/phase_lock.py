@@ -83,9 +83,10 @@ def locked_phase(log_amplitude: torch.Tensor, predicted: torch.Tensor,
     total = turn.cumsum(dim=1)
     frames = torch.arange(1, f64.shape[1] + 1, device=f64.device)[None, :, None].expand_as(f64)
     last = torch.where(tonal, torch.zeros_like(frames), frames).cummax(dim=1).values  # 1 + last restart, or 0
-    restart = (predicted.detach().double() + math.pi * bins).gather(1, (last - 1).clamp(min=0))
+    at = (last - 1).clamp(min=0)
+    restart = (predicted.detach().double() + math.pi * bins).gather(1, at)
     start = state.phase.double()[:, None] if state is not None else torch.zeros_like(f64[:, :1])
-    centre = torch.where(last > 0, restart + total - total.gather(1, (last - 1).clamp(min=0)), start + total)
+    centre = torch.where(last > 0, restart + total - total.gather(1, at), start + total)
     centre = centre.remainder(2 * math.pi)
     locked = tonal.gather(-1, owner) & tonal
     phase = torch.where(locked, centre.gather(-1, owner) - math.pi * bins, predicted.double())
